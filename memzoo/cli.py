@@ -1,0 +1,263 @@
+"""The ``memzoo`` command line: plugins, backends and the MLflow model registry.
+
+Examples::
+
+    memzoo plugins --json
+    memzoo backends 'toy*'
+    memzoo registry list
+    memzoo registry alias memzoo-thj-cinn champion 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    """Left-aligned plain-text table."""
+    cells = [header, *rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def _print(data: Any, as_json: bool, text: str) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True) if as_json else text)
+
+
+# ---------------------------------------------------------------------------------------
+# commands
+# ---------------------------------------------------------------------------------------
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from memzoo.plugins import plugin_info
+
+    infos = [p.as_dict() for p in plugin_info()]
+    rows = [
+        [
+            p["name"],
+            p["distribution"],
+            p["version"],
+            "; ".join(f"{k}: {', '.join(v)}" for k, v in p["provides"].items()),
+        ]
+        for p in infos
+    ]
+    _print(infos, args.json, _table(rows, ["plugin", "distribution", "version", "provides"]))
+    return 0
+
+
+def backends_markdown(exclude: tuple[str, ...] = ("memzoo-toyplugin",)) -> str:
+    """The README's backend table: one row per registered backend (test plugins left out)."""
+    from memzoo.plugins import KINDS, get_registry
+
+    registry = get_registry()
+    rows = ["| kind | name | distribution | what it is |", "| --- | --- | --- | --- |"]
+    for kind in KINDS:
+        for name in registry.names(kind):
+            entry = registry.get(kind, name)
+            if entry.distribution in exclude:
+                continue
+            doc = (entry.cls.__doc__ or "").strip().splitlines()
+            rows.append(f"| {kind} | `{name}` | {entry.distribution} | {doc[0] if doc else ''} |")
+    return "\n".join(rows)
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    from memzoo.plugins import KINDS, get_registry
+
+    if args.markdown:
+        print(backends_markdown())
+        return 0
+    registry = get_registry()
+    kinds = [args.kind] if args.kind else list(KINDS)
+    data = {k: registry.names(k, args.pattern) for k in kinds}
+    rows = []
+    for kind, names in data.items():
+        for name in names:
+            entry = registry.get(kind, name)
+            rows.append([kind, name, entry.plugin, entry.distribution])
+    _print(data, args.json, _table(rows, ["kind", "name", "plugin", "distribution"]) if rows else "no backends match")
+    return 0
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    from memzoo import tracking
+
+    tracking.configure_tracking()
+    if args.action == "list":
+        models = tracking.list_registered()
+        rows = [
+            [m["name"], str(m["latest_version"]), ", ".join(f"{a}->v{v}" for a, v in sorted(m["aliases"].items()))]
+            for m in models
+        ]
+        text = _table(rows, ["name", "latest", "aliases"]) if rows else "no registered models"
+        _print(models, args.json, text)
+    elif args.action == "show":
+        info = tracking.show_registered(args.name)
+        rows = [
+            [
+                str(v["version"]),
+                ", ".join(v["aliases"]),
+                v["run_id"] or "",
+                " ".join(f"{k}={x}" for k, x in v["tags"].items()),
+            ]
+            for v in info["versions"]
+        ]
+        _print(info, args.json, f"{info['name']}\n" + _table(rows, ["version", "aliases", "run", "tags"]))
+    elif args.action == "alias":
+        if args.delete:
+            tracking.delete_alias(args.name, args.alias)
+            print(f"removed alias {args.alias!r} of {args.name}")
+        else:
+            if args.version is None:
+                raise ValueError("Give the version to point the alias at, or --delete to remove it.")
+            tracking.set_alias(args.name, args.alias, args.version)
+            print(f"{args.name}@{args.alias} -> version {args.version}")
+    return 0
+
+
+def _parse_assignments(items: Sequence[str] | None, what: str) -> dict[str, Any]:
+    """``KEY=VALUE`` strings to a dict; values are JSON literals where they parse, else strings."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{what} {item!r} must look like NAME=VALUE.")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _parse_theta(items: Sequence[str] | None) -> dict[str, list[float]]:
+    """``NAME=V1,V2,...`` or ``NAME=START:STOP:N`` to lists of θ values."""
+    out: dict[str, list[float]] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--theta {item!r} must look like NAME=VALUE, NAME=V1,V2 or NAME=START:STOP:N.")
+        try:
+            if raw.count(":") == 2:
+                start, stop, n = raw.split(":")
+                count = int(n)
+                step = (float(stop) - float(start)) / max(count - 1, 1)
+                out[key] = [float(start) + i * step for i in range(count)]
+            else:
+                out[key] = [float(v) for v in raw.split(",")]
+        except ValueError:
+            raise ValueError(f"--theta {item!r}: values must be numbers.") from None
+    return out
+
+
+def cmd_xsec(args: argparse.Namespace) -> int:
+    import memzoo
+
+    process = memzoo.create("process", args.process, **_parse_assignments(args.process_option, "--process-option"))
+    values = _parse_theta(args.theta)
+    lengths = {len(v) for v in values.values()}
+    if len(lengths) > 1:
+        raise ValueError("Every --theta must list the same number of values (or a single one).")
+    theta = process.theta(values)
+    sigma, error = process.cross_section(theta, n_points=args.points, n_iter=args.iterations, seed=args.seed)
+    names = [p.name for p in process.parameters]
+    results = [
+        {
+            "process": process.name,
+            "theta": dict(zip(names, row.tolist())),
+            "sigma_fb": float(s),
+            "error_fb": float(e),
+        }
+        for row, s, e in zip(theta, sigma, error)
+    ]
+    units = {p.name: p.unit for p in process.parameters}
+    rows = [
+        [
+            ", ".join(f"{k}={v:g}{units[k] and ' ' + units[k]}" for k, v in r["theta"].items()),
+            f"{r['sigma_fb']:.6g}",
+            f"{r['error_fb']:.2g}",
+        ]
+        for r in results
+    ]
+    text = f"{process.name}: total cross section (VEGAS, {args.iterations} x {args.points} points)\n"
+    _print(
+        results[0] if len(results) == 1 else results,
+        args.json,
+        text + _table(rows, ["theta", "sigma [fb]", "error [fb]"]),
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# parser
+# ---------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="memzoo", description="Model zoo for the machine-learned Matrix Element Method."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("plugins", help="list installed plugins, versions and what each registers")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("backends", help="list registered backend names by kind")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard, e.g. 'cinn*'")
+    p.add_argument("--kind", choices=["process", "transfer", "sampler", "acceptance", "likelihood"])
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--markdown", action="store_true", help="the README's backend table")
+    p.set_defaults(func=cmd_backends)
+
+    p = sub.add_parser("xsec", help="total cross section of a process in fb, with its MC error")
+    p.add_argument("process", help="registered process name, e.g. drell-yan or thj")
+    p.add_argument(
+        "--theta",
+        action="append",
+        metavar="NAME=VALUE",
+        help="parameter value(s): NAME=V, NAME=V1,V2 or NAME=START:STOP:N",
+    )
+    p.add_argument("--process-option", action="append", metavar="KEY=VALUE", help="process config, e.g. tops=top")
+    p.add_argument("--points", type=int, default=20_000, help="VEGAS points per iteration")
+    p.add_argument("--iterations", type=int, default=8, help="VEGAS iterations after adaptation")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print JSON (keys sigma_fb, error_fb)")
+    p.set_defaults(func=cmd_xsec)
+
+    p = sub.add_parser("registry", help="registered models of the MLflow model registry")
+    rsub = p.add_subparsers(dest="action", required=True)
+    r = rsub.add_parser("list", help="registered models with latest version and aliases")
+    r.add_argument("--json", action="store_true")
+    r = rsub.add_parser("show", help="all versions of one registered model")
+    r.add_argument("name")
+    r.add_argument("--json", action="store_true")
+    r = rsub.add_parser("alias", help="point an alias (champion, challenger, ...) at a version, or delete it")
+    r.add_argument("name")
+    r.add_argument("alias")
+    r.add_argument("version", nargs="?", type=int)
+    r.add_argument("--delete", action="store_true")
+    p.set_defaults(func=cmd_registry)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``memzoo`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, RuntimeError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"memzoo {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
