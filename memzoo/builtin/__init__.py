@@ -19,4 +19,7 @@ def memzoo_register_acceptance_models() -> list[type]:
 
 @hookimpl
 def memzoo_register_processes() -> list[type]:
-    return []
+    from memzoo.processes.drell_yan import DrellYan
+    from memzoo.processes.thj import THj
+
+    return [DrellYan, THj]

@@ -1,0 +1,1 @@
+"""Physics building blocks: PDFs, Lorentz algebra, helicity amplitudes, phase space, SM constants."""

@@ -1,0 +1,1 @@
+"""Built-in hard processes (Drell-Yan, tHj) and their shared base class."""

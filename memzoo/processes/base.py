@@ -1,0 +1,221 @@
+"""Shared machinery of built-in processes: θ handling, factorised dσ, VEGAS σ and unweighting.
+
+A concrete process subclasses :class:`ProcessBase` and supplies the hard-coordinate bijection,
+a phase-space map from the unit hypercube (``from_unit``) and either ``dsigma`` or, for a
+factorised process (thesis eq. 6.33), ``coefficients`` and ``dsigma_terms``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from memzoo.protocols import Parameter, make_theta
+
+__all__ = ["ProcessBase"]
+
+
+class ProcessBase:
+    """Base class of memzoo processes (see :class:`memzoo.protocols.Process`).
+
+    Subclasses set the class attributes and implement :meth:`coords_from_momenta`,
+    :meth:`momenta_from_coords`, :meth:`from_unit` and either :meth:`dsigma` or
+    :meth:`coefficients` + :meth:`dsigma_terms`. ``cls(config)`` builds one from its
+    ``Config`` dataclass.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    parameters: ClassVar[Sequence[Parameter]]
+    hard_dim: ClassVar[int]
+    hard_kinds: ClassVar[Sequence[int]]
+    coordinate_names: ClassVar[Sequence[str]]
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = self.Config() if config is None else config
+        #: Diagnostics of the latest :meth:`sample` call (maximum weight, efficiency, overweights).
+        self.last_sample_info: dict[str, float] = {}
+
+    # -- θ ----------------------------------------------------------------------------
+
+    @property
+    def factorised(self) -> bool:
+        """True when the process implements ``coefficients`` and ``dsigma_terms``."""
+        return hasattr(self, "coefficients") and hasattr(self, "dsigma_terms")
+
+    def theta(self, values: Mapping[str, float | Sequence[float]] | None = None, **kw: Any) -> torch.Tensor:
+        """``(T, P)`` float64 θ from named values; defaults fill the rest (see ``make_theta``)."""
+        return make_theta(self.parameters, {**(values or {}), **kw})
+
+    def check_theta(self, theta: torch.Tensor) -> torch.Tensor:
+        """Validate a ``(T, P)`` θ tensor (shape and ranges) and return it as float64."""
+        if not isinstance(theta, torch.Tensor) or theta.ndim != 2 or theta.shape[1] != len(self.parameters):
+            shape = tuple(theta.shape) if isinstance(theta, torch.Tensor) else type(theta).__name__
+            raise ValueError(
+                f"theta for process {self.name!r} must be (T, {len(self.parameters)}) with columns "
+                f"{[p.name for p in self.parameters]}, got {shape}."
+            )
+        for i, par in enumerate(self.parameters):
+            col = theta[:, i]
+            low, high = par.range
+            bad = (col < low) | (col > high) | ~torch.isfinite(col)
+            if bad.any():
+                raise ValueError(f"{par.name} = {float(col[bad][0])} {par.unit} is outside [{low}, {high}].")
+        return theta.to(torch.float64)
+
+    # -- dσ ---------------------------------------------------------------------------
+
+    def dsigma(self, coords: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` float64 dσ/dx_hard in fb; one term evaluation for all θ when factorised."""
+        if not self.factorised:
+            raise TypeError(f"{type(self).__name__} must implement dsigma or coefficients + dsigma_terms.")
+        theta = self.check_theta(theta).to(coords.device)
+        terms = self.dsigma_terms(coords)  # (B, K)
+        return terms @ self.coefficients(theta).to(terms).T
+
+    def from_unit(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map ``u (B, D)`` in [0,1]^D to hard coords ``(B, D)`` and the Jacobian ``|dx/du| (B,)``.
+
+        Points outside physical phase space may come back with Jacobian 0.
+        """
+        raise TypeError(f"{type(self).__name__} must implement from_unit for integration and sampling.")
+
+    # -- integration and sampling -----------------------------------------------------
+
+    def _vegas_integrand(self, theta: torch.Tensor):
+        """A batch integrand for ``vegas`` returning dσ·J for every θ (or every term)."""
+        terms_mode = self.factorised
+
+        def f(u: np.ndarray) -> np.ndarray:
+            ut = torch.as_tensor(u, dtype=torch.float64)
+            coords, jac = self.from_unit(ut)
+            vals = self.dsigma_terms(coords) if terms_mode else self.dsigma(coords, theta)
+            out = vals * jac[:, None]
+            return torch.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).numpy()
+
+        return f
+
+    def cross_section(
+        self, theta: torch.Tensor, n_points: int = 20_000, n_adapt: int = 8, n_iter: int = 8, seed: int = 1
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Total cross section and MC error in fb, each ``(T,)``, by VEGAS (Lepage's ``vegas``).
+
+        Factorised processes integrate the K terms once and combine them with their
+        covariance, so any number of θ points costs the same.
+        """
+        import gvar
+        import vegas
+
+        theta = self.check_theta(theta)
+        np.random.seed(seed)
+        integ = vegas.Integrator([[0.0, 1.0]] * self.hard_dim)
+        f = vegas.lbatchintegrand(self._vegas_integrand(theta))
+        integ(f, nitn=n_adapt, neval=n_points)
+        result = integ(f, nitn=n_iter, neval=n_points)
+        values = np.atleast_1d(result)
+        if self.factorised:
+            coeff = self.coefficients(theta).numpy()  # (T, K)
+            mean = gvar.mean(values)
+            cov = gvar.evalcov(values)
+            sigma = coeff @ mean
+            err = np.sqrt(np.maximum(np.einsum("tk,kl,tl->t", coeff, cov, coeff), 0.0))
+        else:
+            sigma, err = gvar.mean(values), gvar.sdev(values)
+        return torch.as_tensor(sigma, dtype=torch.float64), torch.as_tensor(err, dtype=torch.float64)
+
+    def sample(
+        self,
+        n: int,
+        theta: torch.Tensor,
+        generator: torch.Generator | None = None,
+        n_adapt_points: int = 20_000,
+        batch: int = 50_000,
+        n_scan: int | None = None,
+        headroom: float = 1.2,
+    ) -> torch.Tensor:
+        """``(n, D)`` unweighted hard events at one θ ``(1, P)``.
+
+        A VEGAS map adapted to dσ·J proposes points. The maximum weight is fixed *before*
+        generation from a pre-scan of ``n_scan`` points (default ``max(10 n, 100 000)``) times
+        ``headroom``; updating it on the fly would accept early events against a too-small
+        maximum and bias the sample towards them. Points whose weight still exceeds the maximum
+        ("overweight") are kept with probability 1, which under-represents them; their number
+        and their share of the cross section are stored in :attr:`last_sample_info` and a
+        ``RuntimeWarning`` is issued when that share exceeds 10⁻³.
+        """
+        import vegas
+
+        theta = self.check_theta(theta)
+        if theta.shape[0] != 1:
+            raise ValueError(f"sample takes one parameter point theta (1, P), got {tuple(theta.shape)}.")
+        if headroom < 1.0:
+            raise ValueError(f"headroom must be >= 1 (a factor on the pre-scanned maximum weight), got {headroom}.")
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        np.random.seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        integ = vegas.Integrator([[0.0, 1.0]] * self.hard_dim)
+
+        def weights(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            coords, jac = self.from_unit(u)
+            w = self.dsigma(coords, theta)[:, 0] * jac
+            return coords, torch.nan_to_num(w.clamp(min=0.0), nan=0.0, posinf=0.0)
+
+        integ(
+            vegas.batchintegrand(lambda u: weights(torch.as_tensor(u))[1].numpy()),
+            nitn=6,
+            neval=n_adapt_points,
+        )
+        vmap = integ.map
+
+        def proposals(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+            # vegas glue: the map works on numpy arrays
+            y = torch.rand(size, self.hard_dim, generator=gen, dtype=torch.float64).numpy()
+            u = np.empty_like(y)
+            jac_map = np.empty(size)
+            vmap.map(y, u, jac_map)
+            coords, w = weights(torch.as_tensor(u))
+            return coords, w * torch.as_tensor(jac_map)
+
+        n_scan = max(10 * n, 100_000) if n_scan is None else n_scan
+        w_max = 0.0
+        for start in range(0, n_scan, batch):
+            w_max = max(w_max, float(proposals(min(batch, n_scan - start))[1].max()))
+        w_max *= headroom
+        if w_max <= 0.0 or not math.isfinite(w_max):
+            raise RuntimeError(f"{self.name}: dσ vanishes everywhere at theta={theta.tolist()}.")
+        out: list[torch.Tensor] = []
+        have = trials = overweight = 0
+        sum_w = sum_over = 0.0
+        while have < n:
+            coords, w = proposals(batch)
+            keep = torch.rand(batch, generator=gen, dtype=torch.float64) * w_max < w
+            over = w > w_max
+            trials += batch
+            overweight += int(over.sum())
+            sum_w += float(w.sum())
+            sum_over += float((w[over] - w_max).sum())
+            out.append(coords[keep])
+            have += int(keep.sum())
+        share = sum_over / sum_w if sum_w > 0 else 0.0
+        self.last_sample_info = {
+            "w_max": w_max,
+            "n_trials": trials,
+            "n_accepted": have,
+            "efficiency": have / trials,
+            "n_overweight": overweight,
+            "overweight_fraction": share,
+            "sigma_fb": sum_w / trials,
+        }
+        if share > 1e-3:
+            warnings.warn(
+                f"{self.name}: {overweight} overweight events carry {share:.2%} of the cross section; "
+                f"the unweighted sample under-represents them. Raise n_scan or headroom.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return torch.cat(out)[:n]
