@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,6 +19,17 @@ import torch
 from memzoo.protocols import Parameter, make_theta
 
 __all__ = ["ProcessBase"]
+
+
+@contextmanager
+def _numpy_seed(seed: int) -> Iterator[None]:
+    """Seed numpy's global generator (which ``vegas`` draws from) and restore it afterwards."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 class ProcessBase:
@@ -112,11 +124,11 @@ class ProcessBase:
         import vegas
 
         theta = self.check_theta(theta)
-        np.random.seed(seed)
         integ = vegas.Integrator([[0.0, 1.0]] * self.hard_dim)
         f = vegas.lbatchintegrand(self._vegas_integrand(theta))
-        integ(f, nitn=n_adapt, neval=n_points)
-        result = integ(f, nitn=n_iter, neval=n_points)
+        with _numpy_seed(seed):
+            integ(f, nitn=n_adapt, neval=n_points)
+            result = integ(f, nitn=n_iter, neval=n_points)
         values = np.atleast_1d(result)
         if self.factorised:
             coeff = self.coefficients(theta).numpy()  # (T, K)
@@ -156,7 +168,6 @@ class ProcessBase:
         if headroom < 1.0:
             raise ValueError(f"headroom must be >= 1 (a factor on the pre-scanned maximum weight), got {headroom}.")
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        np.random.seed(seed)
         gen = torch.Generator().manual_seed(seed)
         integ = vegas.Integrator([[0.0, 1.0]] * self.hard_dim)
 
@@ -165,11 +176,12 @@ class ProcessBase:
             w = self.dsigma(coords, theta)[:, 0] * jac
             return coords, torch.nan_to_num(w.clamp(min=0.0), nan=0.0, posinf=0.0)
 
-        integ(
-            vegas.batchintegrand(lambda u: weights(torch.as_tensor(u))[1].numpy()),
-            nitn=6,
-            neval=n_adapt_points,
-        )
+        with _numpy_seed(seed):
+            integ(
+                vegas.batchintegrand(lambda u: weights(torch.as_tensor(u))[1].numpy()),
+                nitn=6,
+                neval=n_adapt_points,
+            )
         vmap = integ.map
 
         def proposals(size: int) -> tuple[torch.Tensor, torch.Tensor]:
