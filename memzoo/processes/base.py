@@ -150,35 +150,62 @@ class ProcessBase:
         n_scan: int | None = None,
         headroom: float = 1.2,
     ) -> torch.Tensor:
-        """``(n, D)`` unweighted hard events at one θ ``(1, P)``.
+        """``(n, D)`` unweighted hard events: all at one θ ``(1, P)``, or event i at θ_i for ``(n, P)``.
 
-        A VEGAS map adapted to dσ·J proposes points. The maximum weight is fixed *before*
-        generation from a pre-scan of ``n_scan`` points (default ``max(10 n, 100 000)``) times
-        ``headroom``; updating it on the fly would accept early events against a too-small
-        maximum and bias the sample towards them. Points whose weight still exceeds the maximum
-        ("overweight") are kept with probability 1, which under-represents them; their number
-        and their share of the cross section are stored in :attr:`last_sample_info` and a
-        ``RuntimeWarning`` is issued when that share exceeds 10⁻³.
+        A VEGAS map adapted to dσ·J (for many θ: to the mean of their coefficients) proposes
+        points x; event i accepts x with probability w_i(x)/W, where w_i = p(x|θ_i)/q(x) is the
+        normalised target over the proposal density. For a factorised process
+        w_i = Σ_k f_k(θ_i) g_k(x) J(x) / σ(θ_i), so one evaluation of the K terms serves every
+        θ, and with σ(θ_i) from the same scan all w_i are O(1) under one bound. The bound W is
+        fixed *before* generation from a pre-scan of ``n_scan`` points (default
+        ``max(10 n, 100 000)``) at up to 64 of the θ_i, times ``headroom``; updating it on the
+        fly would accept early events against a too-small maximum and bias the sample.
+        Overweight points (w > W) are accepted with probability 1, which under-represents them;
+        their number and their share of the cross section are stored in
+        :attr:`last_sample_info` and a ``RuntimeWarning`` is issued above a 10⁻³ share.
+        A process that is not factorised samples each distinct θ row separately.
         """
         import vegas
 
         theta = self.check_theta(theta)
-        if theta.shape[0] != 1:
-            raise ValueError(f"sample takes one parameter point theta (1, P), got {tuple(theta.shape)}.")
+        per_event = theta.shape[0] != 1
+        if per_event and theta.shape[0] != n:
+            raise ValueError(f"theta must be (1, P) or (n, P) = ({n}, P), got {tuple(theta.shape)}.")
         if headroom < 1.0:
             raise ValueError(f"headroom must be >= 1 (a factor on the pre-scanned maximum weight), got {headroom}.")
+        if per_event and not self.factorised:
+            unique, inverse = torch.unique(theta, dim=0, return_inverse=True)
+            out = torch.empty(n, self.hard_dim, dtype=torch.float64)
+            for j in range(len(unique)):
+                rows = (inverse == j).nonzero().squeeze(-1)
+                out[rows] = self.sample(
+                    len(rows), unique[j : j + 1], generator, n_adapt_points, batch, n_scan, headroom
+                )
+            return out
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         gen = torch.Generator().manual_seed(seed)
-        integ = vegas.Integrator([[0.0, 1.0]] * self.hard_dim)
+        if self.factorised:
+            coeff = self.coefficients(theta)  # (T, K)
 
-        def weights(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            def terms(coords: torch.Tensor) -> torch.Tensor:
+                return self.dsigma_terms(coords)
+        else:
+            coeff = torch.ones(1, 1, dtype=torch.float64)
+
+            def terms(coords: torch.Tensor) -> torch.Tensor:
+                return self.dsigma(coords, theta)
+
+        def weighted_terms(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             coords, jac = self.from_unit(u)
-            w = self.dsigma(coords, theta)[:, 0] * jac
-            return coords, torch.nan_to_num(w.clamp(min=0.0), nan=0.0, posinf=0.0)
+            return coords, torch.nan_to_num(terms(coords) * jac[:, None], nan=0.0, posinf=0.0, neginf=0.0)
 
+        mean_coeff = coeff.mean(0)
+        integ = vegas.Integrator([[0.0, 1.0]] * self.hard_dim)
         with _numpy_seed(seed):
             integ(
-                vegas.batchintegrand(lambda u: weights(torch.as_tensor(u))[1].numpy()),
+                vegas.batchintegrand(
+                    lambda u: (weighted_terms(torch.as_tensor(u))[1] @ mean_coeff).clamp(min=0.0).numpy()
+                ),
                 nitn=6,
                 neval=n_adapt_points,
             )
@@ -190,38 +217,47 @@ class ProcessBase:
             u = np.empty_like(y)
             jac_map = np.empty(size)
             vmap.map(y, u, jac_map)
-            coords, w = weights(torch.as_tensor(u))
-            return coords, w * torch.as_tensor(jac_map)
+            coords, g = weighted_terms(torch.as_tensor(u))
+            return coords, g * torch.as_tensor(jac_map)[:, None]
 
         n_scan = max(10 * n, 100_000) if n_scan is None else n_scan
-        w_max = 0.0
-        for start in range(0, n_scan, batch):
-            w_max = max(w_max, float(proposals(min(batch, n_scan - start))[1].max()))
-        w_max *= headroom
+        scan = torch.cat([proposals(min(batch, n_scan - start))[1] for start in range(0, n_scan, batch)])
+        sigma = (scan.mean(0) @ coeff.T).clamp(min=1e-300)  # (T,) MC estimate of σ(θ)
+        rep = torch.randperm(len(coeff), generator=gen)[:64]
+        w_max = headroom * float(((scan @ coeff[rep].T) / sigma[rep]).clamp(min=0.0).max())
         if w_max <= 0.0 or not math.isfinite(w_max):
-            raise RuntimeError(f"{self.name}: dσ vanishes everywhere at theta={theta.tolist()}.")
-        out: list[torch.Tensor] = []
-        have = trials = overweight = 0
+            raise RuntimeError(f"{self.name}: dσ vanishes everywhere at theta={theta[:3].tolist()}...")
+        out = torch.empty(n, self.hard_dim, dtype=torch.float64)
+        pending = torch.arange(n)
+        trials = overweight = 0
         sum_w = sum_over = 0.0
-        while have < n:
-            coords, w = proposals(batch)
-            keep = torch.rand(batch, generator=gen, dtype=torch.float64) * w_max < w
+        while pending.numel():
+            size = max(pending.numel(), min(batch, 4096))
+            coords, g = proposals(size)
+            slot = pending[torch.arange(size) % pending.numel()]
+            row = slot if per_event else torch.zeros_like(slot)
+            w = ((g * coeff[row]).sum(-1) / sigma[row]).clamp(min=0.0)
+            accept = torch.rand(size, generator=gen, dtype=torch.float64) * w_max < w
             over = w > w_max
-            trials += batch
+            trials += size
             overweight += int(over.sum())
             sum_w += float(w.sum())
             sum_over += float((w[over] - w_max).sum())
-            out.append(coords[keep])
-            have += int(keep.sum())
+            # the first accepted proposal of each slot (proposals of one slot are i.i.d.)
+            hits = accept.nonzero().squeeze(-1)
+            first = torch.full((n,), size, dtype=torch.long).scatter_reduce(0, slot[hits], hits, reduce="amin")
+            filled = (first < size).nonzero().squeeze(-1)
+            out[filled] = coords[first[filled]]
+            pending = pending[first[pending] == size]
         share = sum_over / sum_w if sum_w > 0 else 0.0
         self.last_sample_info = {
             "w_max": w_max,
             "n_trials": trials,
-            "n_accepted": have,
-            "efficiency": have / trials,
+            "n_accepted": n,
+            "efficiency": n / trials,
             "n_overweight": overweight,
             "overweight_fraction": share,
-            "sigma_fb": sum_w / trials,
+            "sigma_fb": float(sigma.mean()),
         }
         if share > 1e-3:
             warnings.warn(
@@ -230,4 +266,4 @@ class ProcessBase:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        return torch.cat(out)[:n]
+        return out
