@@ -195,6 +195,94 @@ def cmd_xsec(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_sim_theta(items: Sequence[str] | None) -> dict[str, Any]:
+    """``NAME=VALUE`` (fixed) or ``NAME=LOW:HIGH`` (uniform per event)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        try:
+            if not sep or not key:
+                raise ValueError
+            parts = [float(v) for v in raw.split(":")]
+            if len(parts) not in (1, 2):
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"--theta {item!r} must look like NAME=VALUE or NAME=LOW:HIGH (numbers).") from None
+        out[key] = parts[0] if len(parts) == 1 else tuple(parts)
+    return out
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from memzoo.simulation.simulate import SimulationConfig, simulate
+
+    config = SimulationConfig(
+        process=args.process,
+        n_events=args.events,
+        process_config=_parse_assignments(args.process_option, "--process-option"),
+        theta=_parse_sim_theta(args.theta),
+        seed=args.seed,
+        chunk_size=args.chunk_size,
+        channel=args.channel,
+        detector=args.detector,
+        detector_config=_parse_assignments(args.detector_option, "--detector-option"),
+        pythia_config=_parse_assignments(args.pythia_option, "--pythia-option"),
+        selection=args.selection,
+        n_reco_max=args.max_objects,
+    )
+    path = simulate(config, args.out, workers=args.workers, overwrite=args.overwrite)
+    from memzoo.data import read_dataset
+
+    data = read_dataset(path)
+    accepted = int(data.accepted.sum())
+    print(
+        f"{path}: {len(data)} events, {accepted} accepted ({accepted / len(data):.1%}), "
+        f"selection {config.selection_name}"
+    )
+    return 0
+
+
+#: LHAPDF ids of the sets shipped with pythia8mc that the built-in processes use (LHE init block).
+LHAPDF_IDS = {"NNPDF23_lo_as_0130_qed": 247000, "NNPDF23_nlo_as_0119_qed": 244800}
+
+
+def cmd_export_lhe(args: argparse.Namespace) -> int:
+    import torch
+
+    import memzoo
+    from memzoo.simulation.decays import decay
+    from memzoo.simulation.lhe import write_lhe
+
+    process = memzoo.create("process", args.process, **_parse_assignments(args.process_option, "--process-option"))
+    theta = process.theta({k: v for k, v in _parse_sim_theta(args.theta).items() if not isinstance(v, tuple)})
+    gen = torch.Generator().manual_seed(args.seed)
+    sigma, error = process.cross_section(theta, seed=args.seed)
+    coords = process.sample(args.events, theta, generator=gen)
+    record = process.hard_record(coords, theta, generator=gen)
+    if args.decay != "none":
+        record = decay(record, args.decay, generator=gen)
+    path = write_lhe(
+        record,
+        args.out,
+        beam_energy=process.config.sqrt_s / 2,
+        pdf_id=LHAPDF_IDS.get(getattr(process.config, "pdf", ""), 0),
+        cross_section_pb=float(sigma[0]) / 1000,
+        error_pb=float(error[0]) / 1000,
+    )
+    print(
+        f"{path}: {args.events} unweighted {process.name} events, σ = {float(sigma[0]):.6g} ± {float(error[0]):.2g} fb"
+    )
+    return 0
+
+
+def cmd_plots(args: argparse.Namespace) -> int:
+    from memzoo.plots import kinematics_plots
+
+    paths = kinematics_plots(args.dataset, args.out)
+    for path in paths:
+        print(path)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------
 # parser
 # ---------------------------------------------------------------------------------------
@@ -231,6 +319,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print JSON (keys sigma_fb, error_fb)")
     p.set_defaults(func=cmd_xsec)
+
+    p = sub.add_parser("simulate", help="simulate a paired (θ, hard, reco) dataset into an HDF5 file")
+    p.add_argument("process", help="registered process name, e.g. drell-yan or thj")
+    p.add_argument("--events", type=int, required=True, help="number of events (accepted and rejected)")
+    p.add_argument("--out", required=True, help="HDF5 file; rerunning the same command resumes it")
+    p.add_argument("--theta", action="append", metavar="NAME=V|NAME=LOW:HIGH", help="fixed value or uniform range")
+    p.add_argument("--detector", choices=["parametric", "pythia"], default="parametric")
+    p.add_argument("--channel", choices=["hadronic", "leptonic"], default="hadronic", help="top decay channel")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--workers", type=int, default=1, help="processes; the file does not depend on it")
+    p.add_argument("--chunk-size", type=int, default=10_000, help="events per chunk (unit of writing and resuming)")
+    p.add_argument("--process-option", action="append", metavar="KEY=VALUE")
+    p.add_argument("--detector-option", action="append", metavar="KEY=VALUE", help="DetectorConfig field")
+    p.add_argument("--pythia-option", action="append", metavar="KEY=VALUE", help="PythiaConfig field")
+    p.add_argument("--selection", help="selection name (default from process and channel)")
+    p.add_argument("--max-objects", type=int, default=16, help="reco slots per event in the file")
+    p.add_argument("--overwrite", action="store_true", help="start the file anew instead of resuming")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("export-lhe", help="unweighted hard (optionally decayed) events as an LHE v3 file")
+    p.add_argument("process", help="registered process name, e.g. drell-yan or thj")
+    p.add_argument("--events", type=int, required=True)
+    p.add_argument("--out", required=True, help="LHE file (.lhe or .lhe.gz)")
+    p.add_argument("--theta", action="append", metavar="NAME=VALUE", help="fixed parameter values")
+    p.add_argument("--decay", choices=["hadronic", "leptonic", "none"], default="hadronic", help="top decays")
+    p.add_argument("--process-option", action="append", metavar="KEY=VALUE")
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=cmd_export_lhe)
+
+    p = sub.add_parser("plots", help="kinematic distributions of a dataset (pT, η per object; m_γγ; m_bjj)")
+    p.add_argument("dataset", help="HDF5 dataset file")
+    p.add_argument("--out", default=None, help="folder for the PNG files (default: next to the dataset)")
+    p.set_defaults(func=cmd_plots)
 
     p = sub.add_parser("registry", help="registered models of the MLflow model registry")
     rsub = p.add_subparsers(dest="action", required=True)

@@ -9,6 +9,25 @@ import pytest
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _single_thread():
+    """One intra-op thread: on a loaded 2-core box more torch threads slow the tests down."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def dy():
+    """The Drell-Yan process with its default configuration."""
+    from memzoo.processes.drell_yan import DrellYan
+
+    return DrellYan(DrellYan.Config())
+
+
 @pytest.fixture(autouse=True)
 def _fresh_plugins():
     """Every test sees plugins as installed, whatever an earlier test faked."""

@@ -19,20 +19,6 @@ from memzoo.processes.drell_yan import DrellYan
 SEED = 1234
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """One intra-op thread: on a loaded 2-core box more threads slow torch down by 10x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def dy() -> DrellYan:
-    return DrellYan(DrellYan.Config())
-
-
 def partonic(sqrt_s_hat: torch.Tensor, cos_theta: torch.Tensor, phi: torch.Tensor):
     """(q, q̄, μ⁻, μ⁺) momenta ``(B, 4)`` in the partonic CM frame; θ between q and μ⁻."""
     e = sqrt_s_hat / 2

@@ -72,3 +72,19 @@ def test_per_event_theta_sampling_follows_each_theta():
         chi2_wrong = float(((counts - wrong) ** 2 / wrong).sum())
         assert chi2_own < 30, (value, chi2_own)
         assert chi2_wrong > 80, (value, chi2_wrong)
+
+
+def test_integration_and_sampling_are_functions_of_the_seed():
+    import torch
+
+    process = memzoo.create("process", "drell-yan")
+    theta = process.theta()
+    a = process.cross_section(theta, n_points=2000, n_adapt=2, n_iter=2, seed=5)
+    b = process.cross_section(theta, n_points=2000, n_adapt=2, n_iter=2, seed=5)
+    c = process.cross_section(theta, n_points=2000, n_adapt=2, n_iter=2, seed=6)
+    assert torch.equal(a[0], b[0]) and not torch.equal(a[0], c[0])
+    kw = dict(n_adapt_points=2000, n_scan=5000)
+    x = process.sample(50, theta, generator=torch.Generator().manual_seed(1), **kw)
+    y = process.sample(50, theta, generator=torch.Generator().manual_seed(1), **kw)
+    z = process.sample(50, theta, generator=torch.Generator().manual_seed(2), **kw)
+    assert torch.equal(x, y) and not torch.equal(x, z)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,15 +20,16 @@ from memzoo.protocols import Parameter, make_theta
 __all__ = ["ProcessBase"]
 
 
-@contextmanager
-def _numpy_seed(seed: int) -> Iterator[None]:
-    """Seed numpy's global generator (which ``vegas`` draws from) and restore it afterwards."""
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
+def _integrator(dim: int, seed: int):
+    """A VEGAS integrator on [0, 1]^dim drawing from its own seeded generator.
+
+    ``vegas`` draws from gvar's module-level generator by default; a private one makes every
+    result a function of ``seed`` alone and leaves global random state untouched.
+    """
+    import vegas
+
+    rng = np.random.default_rng(seed)
+    return vegas.Integrator([[0.0, 1.0]] * dim, ran_array_generator=rng.random)
 
 
 class ProcessBase:
@@ -124,11 +124,10 @@ class ProcessBase:
         import vegas
 
         theta = self.check_theta(theta)
-        integ = vegas.Integrator([[0.0, 1.0]] * self.hard_dim)
+        integ = _integrator(self.hard_dim, seed)
         f = vegas.lbatchintegrand(self._vegas_integrand(theta))
-        with _numpy_seed(seed):
-            integ(f, nitn=n_adapt, neval=n_points)
-            result = integ(f, nitn=n_iter, neval=n_points)
+        integ(f, nitn=n_adapt, neval=n_points)
+        result = integ(f, nitn=n_iter, neval=n_points)
         values = np.atleast_1d(result)
         if self.factorised:
             coeff = self.coefficients(theta).numpy()  # (T, K)
@@ -200,15 +199,12 @@ class ProcessBase:
             return coords, torch.nan_to_num(terms(coords) * jac[:, None], nan=0.0, posinf=0.0, neginf=0.0)
 
         mean_coeff = coeff.mean(0)
-        integ = vegas.Integrator([[0.0, 1.0]] * self.hard_dim)
-        with _numpy_seed(seed):
-            integ(
-                vegas.batchintegrand(
-                    lambda u: (weighted_terms(torch.as_tensor(u))[1] @ mean_coeff).clamp(min=0.0).numpy()
-                ),
-                nitn=6,
-                neval=n_adapt_points,
-            )
+        integ = _integrator(self.hard_dim, seed)
+        integ(
+            vegas.batchintegrand(lambda u: (weighted_terms(torch.as_tensor(u))[1] @ mean_coeff).clamp(min=0.0).numpy()),
+            nitn=6,
+            neval=n_adapt_points,
+        )
         vmap = integ.map
 
         def proposals(size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,6 +19,8 @@ from memzoo.physics.pdf import load_pdf
 from memzoo.physics.phase_space import breit_wigner_map, rapidity_map, two_body_decay, x1x2_from_final_state
 from memzoo.processes.base import ProcessBase
 from memzoo.protocols import Parameter
+from memzoo.simulation.hard import hard_event_record, sample_channels
+from memzoo.simulation.record import EventRecord
 
 __all__ = ["DrellYan", "DrellYanConfig"]
 
@@ -205,8 +207,21 @@ class DrellYan(ProcessBase):
         """Σ_ab weights_ab |A_ab|²_k averaged over spins (1/4) and colours (1/N_c), ``(B, 5)``."""
         return torch.einsum("bij,bijk->bk", weights, polys) / (4 * N_COLOURS)
 
-    def dsigma_terms(self, coords: torch.Tensor) -> torch.Tensor:
-        """``(B, 5)`` float64 terms g_k of dσ/d(pT dη₋ dη₊ dφ₋) in fb GeV⁻¹ (zero outside the window)."""
+    @property
+    def channels(self) -> torch.Tensor:
+        """``(C, 2)`` PDG codes of the partons from beam 1 and beam 2 of every partonic channel.
+
+        C = 2 n_flavours: for each flavour q = d, u, s, c, b first q q̄ (quark from beam 1), then
+        q̄ q; the order of the C axis of :meth:`channel_terms`.
+        """
+        pids = range(1, self.config.n_flavours + 1)
+        return torch.tensor([pair for f in pids for pair in ((f, -f), (-f, f))], dtype=torch.int64)
+
+    def channel_terms(self, coords: torch.Tensor) -> torch.Tensor:
+        """``(B, C, 5)`` float64 terms of dσ split by partonic channel (:attr:`channels`), fb GeV⁻¹.
+
+        ``channel_terms(coords).sum(1)`` is :meth:`dsigma_terms`; zero outside the window.
+        """
         coords = coords.to(torch.float64)
         p = self.momenta_from_coords(coords)
         x1, x2, p1, p2 = self.incoming(p)
@@ -220,23 +235,48 @@ class DrellYan(ProcessBase):
         xf1 = self.pdf.xfxq2_all(safe_x1, s_hat)  # (B, 13), index pid + 6
         xf2 = self.pdf.xfxq2_all(safe_x2, s_hat)
         k_minus, k_plus = p[:, 0], p[:, 1]
-        # the helicity structure is flavour-blind: one evaluation per beam orientation
+        # the helicity structure is flavour-blind: one evaluation per beam orientation, and one
+        # coupling polynomial per quark charge; channels differ only by their luminosity
         weights_a = chiral_weights(p1, p2, k_minus, k_plus)  # quark from beam 1
         weights_b = chiral_weights(p2, p1, k_minus, k_plus)  # quark from beam 2
-        total = torch.zeros(coords.shape[0], self.n_terms, dtype=torch.float64, device=coords.device)
-        for charges, first in ((DOWN, 1), (UP, 2)):
-            pids = list(range(first, self.config.n_flavours + 1, 2))
-            if not pids:
-                continue
-            idx_q = torch.tensor([f + 6 for f in pids], device=coords.device)
-            idx_qbar = torch.tensor([6 - f for f in pids], device=coords.device)
-            lumi_a = (xf1[:, idx_q] * xf2[:, idx_qbar]).sum(-1)
-            lumi_b = (xf2[:, idx_q] * xf1[:, idx_qbar]).sum(-1)
+        base = {}
+        for charges, parity in ((DOWN, 1), (UP, 0)):
             polys = _squared_polynomial(_coupling_polynomials(charges, s_hat, self.config.m_z, self.config.width_z))
-            weights = lumi_a[:, None, None] * weights_a + lumi_b[:, None, None] * weights_b
-            total += self._average(weights, polys)
+            base[parity] = (self._average(weights_a, polys), self._average(weights_b, polys))
+        out = []
+        for f in range(1, self.config.n_flavours + 1):
+            me_a, me_b = base[f % 2]
+            out.append(xf1[:, f + 6, None] * xf2[:, 6 - f, None] * me_a)
+            out.append(xf2[:, f + 6, None] * xf1[:, 6 - f, None] * me_b)
         measure = pt / (16 * math.pi**2 * s_hat**2)
-        return torch.where(inside[:, None], total * (measure * GEV2_TO_FB)[:, None], 0.0)
+        terms = torch.stack(out, 1) * (measure * GEV2_TO_FB)[:, None, None]
+        return torch.where(inside[:, None, None], terms, 0.0)
+
+    def dsigma_terms(self, coords: torch.Tensor) -> torch.Tensor:
+        """``(B, 5)`` float64 terms g_k of dσ/d(pT dη₋ dη₊ dφ₋) in fb GeV⁻¹ (zero outside the window)."""
+        return self.channel_terms(coords).sum(1)
+
+    def hard_record(
+        self, coords: torch.Tensor, theta: torch.Tensor, generator: torch.Generator | None = None
+    ) -> EventRecord:
+        """Les Houches record of the hard events ``coords (B, 4)`` at ``theta (1, 1)`` or ``(B, 1)``.
+
+        Each event gets the partonic channel q q̄ or q̄ q with probability ∝ its dσ at that point
+        and θ; rows are (parton 1, parton 2, μ⁻, μ⁺), colours q (501, 0) and q̄ (0, 501), and
+        the scale is μ_F = m_μμ. Returns a :class:`memzoo.simulation.record.EventRecord`.
+        """
+        coords = coords.to(torch.float64)
+        _, incoming = sample_channels(self, coords, theta, generator)
+        p = self.momenta_from_coords(coords)
+        x1, x2, _, _ = self.incoming(p)
+        colour = torch.zeros(len(coords), 4, 2, dtype=torch.int64, device=coords.device)
+        quark_first = incoming[:, 0] > 0
+        colour[:, 0, 0] = torch.where(quark_first, 501, 0)
+        colour[:, 0, 1] = torch.where(quark_first, 0, 501)
+        colour[:, 1] = colour[:, 0].flip(-1)
+        final_pdg = torch.tensor([13, -13], device=coords.device).expand(len(coords), -1)
+        scale = torch.sqrt(x1 * x2) * self.config.sqrt_s
+        return hard_event_record(x1, x2, self.config.sqrt_s, incoming, p, final_pdg, colour, scale)
 
     # -- phase space ----------------------------------------------------------------------
 

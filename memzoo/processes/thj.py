@@ -39,6 +39,8 @@ from memzoo.physics.phase_space import hadronic_density, momenta_from_balance, x
 from memzoo.physics.thj_amplitude import m2_terms
 from memzoo.processes.base import ProcessBase
 from memzoo.protocols import Parameter
+from memzoo.simulation.hard import hard_event_record, sample_channels
+from memzoo.simulation.record import EventRecord
 
 __all__ = ["THj"]
 
@@ -49,6 +51,8 @@ _CHANNELS: dict[tuple[bool, bool], tuple[tuple[int, ...], int]] = {
     (True, False): ((1, 3), -5),  # d, s + b̄ → u, c + t̄
     (True, True): ((-2, -4), -5),  # ū, c̄ + b̄ → d̄, s̄ + t̄
 }
+# doublet partner of the light flavours (diagonal CKM): u ↔ d, c ↔ s
+_PARTNER = {1: 2, 2: 1, 3: 4, 4: 3}
 _ALPHA_GRID_DEG = torch.linspace(-180.0, 180.0, 361, dtype=torch.float64)
 
 
@@ -131,11 +135,35 @@ class THj(ProcessBase):
 
     # -- dσ ---------------------------------------------------------------------------
 
-    def dsigma_terms(self, coords: torch.Tensor) -> torch.Tensor:
-        """``(B, 5)`` float64 dσ terms in fb/GeV⁷, zero outside phase space and at dropped points.
+    @property
+    def channels(self) -> torch.Tensor:
+        """``(C, 4)`` PDG codes (beam-1 parton, beam-2 parton, outgoing light quark, top) per channel.
+
+        For every top flavour allowed by ``tops``, light quark or antiquark and light flavour of
+        the module docstring, first the light parton from beam 1 then from beam 2; the order of
+        the C axis of :meth:`channel_terms` (C = 16 for ``tops="both"``, 8 otherwise).
+        """
+        rows = []
+        for top_anti, light_anti in self._channel_groups():
+            light, heavy = _CHANNELS[(top_anti, light_anti)]
+            top = -6 if top_anti else 6
+            for q in light:
+                out = (1 if q > 0 else -1) * _PARTNER[abs(q)]
+                rows += [(q, heavy, out, top), (heavy, q, out, top)]
+        return torch.tensor(rows, dtype=torch.int64)
+
+    def _channel_groups(self) -> list[tuple[bool, bool]]:
+        """(top_anti, light_anti) pairs of the configured ``tops``."""
+        anti = {"both": (False, True), "top": (False,), "antitop": (True,)}[self.config.tops]
+        return [(top_anti, light_anti) for top_anti in anti for light_anti in (False, True)]
+
+    def channel_terms(self, coords: torch.Tensor) -> torch.Tensor:
+        """``(B, C, 5)`` float64 dσ terms in fb/GeV⁷ per partonic channel (:attr:`channels`).
 
         dσ/d⁷x = Σ_channels f_a(x1) f_b(x2) |M|²/(2ŝ) · (2/s) (2π)⁻⁵ / (8 E_t E_H E_j): the δ⁴ of
-        dΦ3 is solved for the jet p_T (unit Jacobian) and for x1, x2 (Jacobian 2/s).
+        dΦ3 is solved for the jet p_T (unit Jacobian) and for x1, x2 (Jacobian 2/s). Every
+        channel is zero outside phase space and at points dropped for negative PDFs (decided
+        on the channel sum, so ``channel_terms(coords).sum(1)`` is :meth:`dsigma_terms`).
         """
         coords = coords.to(torch.float64)
         p = self.momenta_from_coords(coords)
@@ -148,15 +176,19 @@ class THj(ProcessBase):
         shat = x1 * x2 * self.config.sqrt_s**2
         # 1/(x1 x2) turns the PDFs' x f(x) into f(x)
         flux_ps = hadronic_density(p, self.config.sqrt_s) / (2.0 * shat) / (x1 * x2)
-        out = terms * (GEV2_TO_FB * flux_ps)[:, None]
+        out = terms * (GEV2_TO_FB * flux_ps)[:, None, None]
         keep = valid
         if self.config.drop_negative:
             grid = self.coefficients(_ALPHA_GRID_DEG[:, None]).to(out)
-            keep = keep & ((out @ grid.T).amin(-1) >= 0)
-        return torch.where(keep[:, None], out, torch.zeros_like(out))
+            keep = keep & ((out.sum(1) @ grid.T).amin(-1) >= 0)
+        return torch.where(keep[:, None, None], out, torch.zeros_like(out))
+
+    def dsigma_terms(self, coords: torch.Tensor) -> torch.Tensor:
+        """``(B, 5)`` float64 dσ terms in fb/GeV⁷, zero outside phase space and at dropped points."""
+        return self.channel_terms(coords).sum(1)
 
     def _luminosity_terms(self, p: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
-        """Σ over channels and beam orderings of x1 f_a · x2 f_b · |M|² terms, ``(B, 5)``."""
+        """x1 f_a · x2 f_b · |M|² terms per channel of :attr:`channels`, ``(B, C, 5)``."""
         half = 0.5 * self.config.sqrt_s
         zero = torch.zeros_like(x1)
         beam1 = torch.stack([x1 * half, zero, zero, x1 * half], -1)
@@ -165,18 +197,43 @@ class THj(ProcessBase):
         xf1 = self.pdf.xfxq2_all(x1, q2).to(x1)  # (B, 13), index pid + 6
         xf2 = self.pdf.xfxq2_all(x2, q2).to(x1)
         # both beam orderings in one batch: light parton from beam 1, then from beam 2
+        b = len(x1)
         p_in, p_b = torch.cat([beam1, beam2]), torch.cat([beam2, beam1])
         k_top, k_h, k_j = (p[:, i].repeat(2, 1) for i in range(3))
-        xf_light, xf_heavy = torch.cat([xf1, xf2]), torch.cat([xf2, xf1])
-        anti = {"both": (False, True), "top": (False,), "antitop": (True,)}[self.config.tops]
-        total = torch.zeros(2 * len(x1), 5, dtype=torch.float64, device=x1.device)
-        for top_anti in anti:
-            for light_anti in (False, True):
-                light, heavy = _CHANNELS[(top_anti, light_anti)]
-                lumi = xf_light[:, [q + 6 for q in light]].sum(-1) * xf_heavy[:, heavy + 6]
-                m2 = m2_terms(p_in, p_b, k_j, k_top, k_h, light_anti, top_anti, self.sm)
-                total = total + lumi[:, None] * m2
-        return total[: len(x1)] + total[len(x1) :]
+        out = []
+        for top_anti, light_anti in self._channel_groups():
+            light, heavy = _CHANNELS[(top_anti, light_anti)]
+            m2 = m2_terms(p_in, p_b, k_j, k_top, k_h, light_anti, top_anti, self.sm)
+            for q in light:
+                out.append((xf1[:, q + 6] * xf2[:, heavy + 6])[:, None] * m2[:b])
+                out.append((xf2[:, q + 6] * xf1[:, heavy + 6])[:, None] * m2[b:])
+        return torch.stack(out, 1)
+
+    def hard_record(
+        self, coords: torch.Tensor, theta: torch.Tensor, generator: torch.Generator | None = None
+    ) -> EventRecord:
+        """Les Houches record of the hard events ``coords (B, 7)`` at ``theta (1, 1)`` or ``(B, 1)``.
+
+        Each event gets a partonic channel (flavours, beam ordering, top or antitop) with
+        probability ∝ its dσ at that point and θ. Rows: (parton 1, parton 2, t or t̄, H, light
+        quark). Colour flows through the colour-singlet t-channel W: the light quark keeps its
+        colour line (tag 501), the b line (tag 502) becomes the top's. Scale μ_F = ``mu_f``.
+        """
+        coords = coords.to(torch.float64)
+        _, chan = sample_channels(self, coords, theta, generator)
+        p = self.momenta_from_coords(coords)
+        x1, x2 = x1x2_from_final_state(p, self.config.sqrt_s)
+        light_first = chan[:, 0].abs() != 5
+        light_in = torch.where(light_first, chan[:, 0], chan[:, 1])
+        # a quark carries its tag as colour, an antiquark as anticolour
+        line = lambda pdg, tag: torch.stack([torch.where(pdg > 0, tag, 0), torch.where(pdg > 0, 0, tag)], -1)
+        light_line, heavy_line = line(light_in, 501), line(chan[:, 3], 502)
+        first = torch.where(light_first[:, None], light_line, heavy_line)
+        second = torch.where(light_first[:, None], heavy_line, light_line)
+        colour = torch.stack([first, second, heavy_line, torch.zeros_like(first), light_line], 1)
+        final_pdg = torch.stack([chan[:, 3], torch.full_like(chan[:, 3], 25), chan[:, 2]], -1)
+        scale = torch.full_like(x1, self.config.mu_f)
+        return hard_event_record(x1, x2, self.config.sqrt_s, chan[:, :2], p, final_pdg, colour, scale)
 
     # -- phase-space map --------------------------------------------------------------
 

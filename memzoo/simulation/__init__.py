@@ -1,0 +1,1 @@
+"""Event simulation: hard events -> decays -> (Pythia shower) -> detector -> paired datasets."""
