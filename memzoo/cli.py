@@ -65,7 +65,8 @@ def backends_markdown(exclude: tuple[str, ...] = ("memzoo-toyplugin",)) -> str:
             if entry.distribution in exclude:
                 continue
             doc = (entry.cls.__doc__ or "").strip().splitlines()
-            rows.append(f"| {kind} | `{name}` | {entry.distribution} | {doc[0] if doc else ''} |")
+            summary = doc[0].replace("|", "\\|") if doc else ""
+            rows.append(f"| {kind} | `{name}` | {entry.distribution} | {summary} |")
     return "\n".join(rows)
 
 
@@ -274,6 +275,40 @@ def cmd_export_lhe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_integrate(args: argparse.Namespace) -> int:
+    from memzoo.integration_job import integrate_dataset
+    from memzoo.results import read_results
+
+    options = {
+        key: value
+        for key, value in {
+            "n_points": args.points,
+            "target_rel_error": args.target,
+            "min_iterations": args.min_iterations,
+            "max_iterations": args.max_iterations,
+            "bootstrap": args.bootstrap,
+            "seed": args.seed,
+        }.items()
+        if value is not None
+    }
+    path = integrate_dataset(
+        args.model,
+        args.data,
+        _parse_theta(args.theta),
+        args.out,
+        n_events=args.events,
+        chunk_size=args.chunk_size,
+        options=options,
+        device=args.device,
+    )
+    results = read_results(path)
+    nll = -results.total()
+    best = int(nll.argmin())
+    names = [f"{v:g}" for v in results.theta[best].tolist()]
+    print(f"{path}: {len(results.event)} events; summed -log L is smallest at θ = ({', '.join(names)})")
+    return 0
+
+
 def cmd_plots(args: argparse.Namespace) -> int:
     from memzoo.plots import kinematics_plots
 
@@ -337,6 +372,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-objects", type=int, default=16, help="reco slots per event in the file")
     p.add_argument("--overwrite", action="store_true", help="start the file anew instead of resuming")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("integrate", help="MEM log-likelihoods of a dataset's events on a θ grid")
+    p.add_argument("--model", required=True, help="model card (.toml) or MLflow URI (models:/NAME@ALIAS, runs:/...)")
+    p.add_argument("--data", required=True, help="HDF5 dataset (accepted events are integrated)")
+    p.add_argument("--theta", action="append", required=True, metavar="NAME=START:STOP:N", help="θ grid")
+    p.add_argument("--out", required=True, help="results HDF5 file; rerunning the same command resumes it")
+    p.add_argument("--events", type=int, help="integrate only the first N accepted events")
+    p.add_argument("--chunk-size", type=int, default=50, help="events per written chunk")
+    p.add_argument("--points", type=int, help="integrand points per event and iteration")
+    p.add_argument("--target", type=float, help="target relative error per event and θ")
+    p.add_argument("--min-iterations", type=int)
+    p.add_argument("--max-iterations", type=int)
+    p.add_argument("--bootstrap", type=int, help="bootstrap replicas for correlated errors")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="torch device, e.g. cuda")
+    p.set_defaults(func=cmd_integrate)
 
     p = sub.add_parser("export-lhe", help="unweighted hard (optionally decayed) events as an LHE v3 file")
     p.add_argument("process", help="registered process name, e.g. drell-yan or thj")

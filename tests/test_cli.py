@@ -23,7 +23,7 @@ def test_plugins_json_lists_builtins_and_test_plugin():
     out = run("plugins", "--json")
     assert out.returncode == 0, out.stderr
     plugins = {p["name"]: p for p in json.loads(out.stdout)}
-    assert plugins["memzoo"]["provides"]["acceptance"] == ["constant", "mlp"]
+    assert plugins["memzoo"]["provides"]["acceptance"] == ["constant", "mlp", "parametric-exact"]
     assert plugins["toy"]["distribution"] == "memzoo-toyplugin"
     assert plugins["toy"]["provides"]["transfer"] == ["toy-smear"]
     table = run("plugins").stdout

@@ -58,7 +58,7 @@ class _Accept:
 def test_builtins_and_installed_test_plugin_are_discovered():
     infos = {p.name: p for p in memzoo.plugin_info()}
     assert infos["memzoo"].distribution == "memzoo"
-    assert infos["memzoo"].provides["acceptance"] == ["constant", "mlp"]
+    assert infos["memzoo"].provides["acceptance"] == ["constant", "mlp", "parametric-exact"]
     toy = infos["toy"]
     assert toy.distribution == "memzoo-toyplugin" and toy.version == "0.0.1"
     assert toy.provides == {
@@ -68,10 +68,10 @@ def test_builtins_and_installed_test_plugin_are_discovered():
         "likelihood": ["toy-analytic"],
         "acceptance": ["toy-turn-on"],
     }
-    assert memzoo.available("transfer") == ["toy-smear"]
+    assert memzoo.available("transfer") == ["gaussian", "toy-smear"]
     assert memzoo.available(pattern="toy-*")["sampler"] == ["toy-gauss"]
     assert memzoo.available("acceptance", "m*") == ["mlp"]
-    assert memzoo.available("acceptance") == ["constant", "mlp", "toy-turn-on"]
+    assert memzoo.available("acceptance") == ["constant", "mlp", "parametric-exact", "toy-turn-on"]
 
 
 def test_create_by_name_with_typed_config():
@@ -81,7 +81,8 @@ def test_create_by_name_with_typed_config():
 
 def test_unknown_backend_lists_known_names():
     with pytest.raises(
-        UnknownBackendError, match=r"Unknown acceptance 'mpl'. Must be one of \['constant', 'mlp', 'toy-turn-on'\]"
+        UnknownBackendError,
+        match=r"Unknown acceptance 'mpl'. Must be one of \['constant', 'mlp', 'parametric-exact', 'toy-turn-on'\]",
     ):
         memzoo.create("acceptance", "mpl")
     with pytest.raises(UnknownBackendError, match=r"Unknown kind 'transfers'. Must be one of \['process'"):
@@ -115,7 +116,7 @@ def test_faked_distribution_is_discovered_and_can_be_disabled(monkeypatch):
     assert "fake-accept" not in memzoo.available("acceptance")
     monkeypatch.setenv("MEMZOO_DISABLE_PLUGINS", "toy")
     memzoo.reset_plugins()
-    assert memzoo.available("transfer") == []
+    assert memzoo.available("transfer") == ["gaussian"]
 
 
 def test_misspelled_hook_fails_loudly(monkeypatch):
