@@ -99,3 +99,28 @@ def test_integrate_command_writes_and_resumes(dy_data, tmp_path, capsys):
     torch.testing.assert_close(read_results(out).logp, first.logp)
     assert main([*argv[:-2], "--points", "2000"]) == 2
     assert "other settings" in capsys.readouterr().err
+
+
+def test_integrate_from_a_saved_bundle(dy_data, tmp_path):
+    """--model also takes a bundle (folder or MLflow URI): same numbers as the card with the same seed."""
+    from pathlib import Path
+
+    from memzoo.bundle import Bundle, save_bundle_dir
+    from memzoo.integration_job import integrate_dataset
+
+    card = Path(__file__).parents[1] / "registry" / "drell-yan" / "gaussian.toml"
+    bundle = Bundle(
+        "drell-yan",
+        {"m_min": 60.0, "m_max": 120.0},
+        transfer=memzoo.create("transfer", "gaussian", conditional=True),
+        sampler=memzoo.create("sampler", "gaussian"),
+        acceptance=memzoo.create("acceptance", "parametric-exact"),
+        metadata={"integrator": {"n_points": 1000}},
+    )
+    folder = save_bundle_dir(bundle, tmp_path / "bundle")
+    theta = {"sin2theta_eff": [0.22, 0.24]}
+    a = integrate_dataset(str(folder), dy_data, theta, tmp_path / "a.h5", n_events=3, progress=False)
+    b = integrate_dataset(
+        str(card), dy_data, theta, tmp_path / "b.h5", n_events=3, options={"n_points": 1000}, progress=False
+    )
+    torch.testing.assert_close(read_results(a).logp, read_results(b).logp)
