@@ -24,6 +24,9 @@ A card lives at ``registry/<process>/<backend>.toml``::
     [integrator]                              # MEMIntegrator keyword options
     n_points = 10000
 
+    [size.paper.transfer.config]              # optional sizes: tables merged over the base
+    blocks = 20                               # when the card is loaded with size="paper"
+
 Components are built by name through the plugin registry; unknown tables, backends and keys
 fail with the accepted ones listed. Training settings (the ``[training]`` table) are read by the
 trainer.
@@ -44,7 +47,7 @@ else:  # pragma: no cover
 __all__ = ["ROLES", "Card", "load_card"]
 
 ROLES = ("transfer", "sampler", "acceptance", "likelihood")
-TABLES = {"entry", "process", "integrator", "training", "data", *ROLES}
+TABLES = {"entry", "process", "integrator", "training", "data", "size", *ROLES}
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Card:
 
     Attributes:
         path: where it was read from.
+        size: the size whose overrides were applied (None: the base card).
         entry: name, description, provenance.
         process: registered process name; process_config its keyword config.
         components: role -> (backend name, config) for the roles the card names.
@@ -61,6 +65,7 @@ class Card:
     """
 
     path: Path
+    size: str | None
     entry: dict[str, Any]
     process: str
     process_config: dict[str, Any]
@@ -78,8 +83,16 @@ class Card:
         return built
 
 
-def load_card(path: str | Path) -> Card:
-    """Read and check a model card."""
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge: tables merge, values of ``override`` win."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_card(path: str | Path, size: str | None = None) -> Card:
+    """Read and check a model card; ``size`` merges the card's ``[size.<name>]`` tables over it."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -87,6 +100,11 @@ def load_card(path: str | Path) -> Card:
         raise FileNotFoundError(f"No model card at {path}.") from None
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"{path} is not valid TOML: {err}.") from None
+    sizes = data.pop("size", {})
+    if size is not None:
+        if size not in sizes:
+            raise ValueError(f"{path} has no size {size!r}; it defines {sorted(sizes) or 'none'}.")
+        data = _merge(data, sizes[size])
     unknown = sorted(set(data) - TABLES)
     if unknown:
         raise ValueError(f"{path}: unknown table(s) {unknown}; a card may have {sorted(TABLES)}.")
@@ -108,6 +126,7 @@ def load_card(path: str | Path) -> Card:
         components[role] = (table["backend"], dict(table.get("config", {})))
     return Card(
         path=path,
+        size=size,
         entry=dict(data.get("entry", {})),
         process=process["name"],
         process_config=dict(process.get("config", {})),

@@ -203,61 +203,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainingConfig, ste
 
 
 # ---------------------------------------------------------------------------------------
-# pickle-free state: nested dicts <-> (JSON structure, named tensors)
-# ---------------------------------------------------------------------------------------
-
-_MARKERS = ("__tensor__", "__tuple__", "__items__")
-
-
-def flatten_state(state: Any, tensors: dict[str, torch.Tensor], prefix: str) -> Any:
-    """JSON-serialisable structure of ``state``; its tensors are moved into ``tensors``.
-
-    Handles what optimizer and scheduler ``state_dict()`` hold: dicts (also with integer keys),
-    lists, tuples, tensors, numbers, strings, booleans and ``None``. Tensors are stored under
-    ``prefix/<path>`` and replaced by ``{"__tensor__": name}``.
-
-    Raises:
-        TypeError: for any other object (it could only be saved by pickling).
-    """
-    if isinstance(state, torch.Tensor):
-        if prefix in tensors:
-            raise ValueError(f"Two state entries map to the tensor name {prefix!r}.")
-        tensors[prefix] = state.detach().to("cpu", copy=True).contiguous()
-        return {"__tensor__": prefix}
-    if state is None or isinstance(state, bool | int | float | str):
-        return state
-    if isinstance(state, tuple):
-        return {"__tuple__": [flatten_state(v, tensors, f"{prefix}/{i}") for i, v in enumerate(state)]}
-    if isinstance(state, list):
-        return [flatten_state(v, tensors, f"{prefix}/{i}") for i, v in enumerate(state)]
-    if isinstance(state, dict):
-        if all(isinstance(k, str) and k not in _MARKERS for k in state):
-            return {k: flatten_state(v, tensors, f"{prefix}/{k}") for k, v in state.items()}
-        # JSON object keys are strings: keep integer keys (optimizer param ids) as pairs
-        return {
-            "__items__": [
-                [flatten_state(k, {}, ""), flatten_state(v, tensors, f"{prefix}/{k}")] for k, v in state.items()
-            ]
-        }
-    raise TypeError(f"Cannot store {type(state).__name__} at {prefix!r} without pickling; state must be plain data.")
-
-
-def unflatten_state(structure: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
-    """Inverse of :func:`flatten_state`."""
-    if isinstance(structure, list):
-        return [unflatten_state(v, tensors) for v in structure]
-    if isinstance(structure, dict):
-        if set(structure) == {"__tensor__"}:
-            return tensors[structure["__tensor__"]]
-        if set(structure) == {"__tuple__"}:
-            return tuple(unflatten_state(v, tensors) for v in structure["__tuple__"])
-        if set(structure) == {"__items__"}:
-            return {unflatten_state(k, tensors): unflatten_state(v, tensors) for k, v in structure["__items__"]}
-        return {k: unflatten_state(v, tensors) for k, v in structure.items()}
-    return structure
-
-
-# ---------------------------------------------------------------------------------------
 # results and the trainer
 # ---------------------------------------------------------------------------------------
 

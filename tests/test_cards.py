@@ -42,3 +42,18 @@ def test_card_errors(tmp_path):
     bad.write_text('[process]\nname = "toy-muon"\n[transfer]\nbackend = "toy-smear"\n[transfer.config]\nwidth = 1\n')
     with pytest.raises(ValueError, match=r"Unknown transfer 'toy-smear' config key\(s\) \['width'\]"):
         load_card(bad).build()
+
+
+def test_sizes_merge_over_the_base(tmp_path):
+    card = tmp_path / "c.toml"
+    card.write_text(
+        '[process]\nname = "toy-muon"\n[transfer]\nbackend = "toy-smear"\n'
+        "[transfer.config]\npt_resolution = 3.0\neta_resolution = 0.05\n"
+        "[size.paper.transfer.config]\npt_resolution = 1.0\n"
+    )
+    base, paper = load_card(card), load_card(card, size="paper")
+    assert base.components["transfer"][1] == {"pt_resolution": 3.0, "eta_resolution": 0.05}
+    assert paper.components["transfer"][1] == {"pt_resolution": 1.0, "eta_resolution": 0.05}
+    assert paper.size == "paper" and "size" not in paper.tables
+    with pytest.raises(ValueError, match=r"has no size 'small'; it defines \['paper'\]"):
+        load_card(card, size="small")
