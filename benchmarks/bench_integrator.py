@@ -24,7 +24,6 @@ import torch
 from memzoo.cards import load_card
 from memzoo.data import read_dataset
 from memzoo.integrator import MEMIntegrator
-from memzoo.simulation.selection import RecoParticles
 from memzoo.simulation.simulate import SimulationConfig, simulate
 
 CARD = Path(__file__).parents[1] / "registry" / "drell-yan" / "gaussian.toml"
@@ -76,7 +75,7 @@ def main() -> None:
             SimulationConfig("drell-yan", n_events=4 * args.events, chunk_size=4 * args.events), path, progress=False
         )
         data = read_dataset(path, accepted_only=True)[: args.events]
-    reco = RecoParticles(data.reco.p, data.reco.kind, data.reco.mask, charge=data.charge.to(torch.int64))
+    reco = data.charged_reco
     parts = load_card(CARD).build()
     theta = parts["process"].theta(sin2theta_eff=torch.linspace(0.20, 0.26, args.theta_points).tolist())
     integrator = MEMIntegrator(

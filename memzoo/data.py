@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from memzoo.events import KINDS, Particles
+from memzoo.events import KINDS, Particles, RecoParticles
 
 if TYPE_CHECKING:
     from memzoo.data_writer import DatasetWriter
@@ -167,6 +167,12 @@ class DatasetChunk:
                 f"are stored without reco objects: use reco mask & accepted[:, None]."
             )
         return self
+
+    @property
+    def charged_reco(self) -> RecoParticles:
+        """The reco events with their charges (what transfer models and selections take)."""
+        r = self.reco
+        return RecoParticles(r.p, r.kind, r.mask, validate=False, charge=self.charge.to(torch.int64))
 
     def __len__(self) -> int:
         return len(self.reco)

@@ -16,6 +16,7 @@ import torch
 __all__ = [
     "KINDS",
     "Particles",
+    "RecoParticles",
     "delta_phi",
     "delta_r",
     "from_ptetaphim",
@@ -278,3 +279,44 @@ class Particles:
 
     def __repr__(self) -> str:
         return f"Particles(events={len(self)}, objects={self.n_objects}, dtype={self.p.dtype}, device={self.device})"
+
+
+@dataclass(frozen=True, repr=False)  # keep Particles' short repr
+class RecoParticles(Particles):
+    """Reconstructed objects with their electric charge.
+
+    Particles carries no charge; the detector returns RecoParticles so that the charge travels
+    next to ``kind`` (13 for μ⁺ and μ⁻ alike, so every consumer of Particles works unchanged)
+    and datasets store it as a separate column.
+
+    Attributes:
+        p, kind, mask: as in :class:`Particles`.
+        charge: ``(B, N)`` int64 charge in units of e: ±1 for muons and electrons, 0 for
+            photons, jets, missing pT and padding. ``None`` when unknown (e.g. data read from
+            a file without a charge column); selections that need it then raise.
+
+    ``Particles.cat`` returns plain Particles (it drops the charge); indexing and ``to`` keep it.
+    """
+
+    charge: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.charge is not None and tuple(self.charge.shape) != tuple(self.kind.shape):
+            raise ValueError(
+                f"RecoParticles.charge has shape {tuple(self.charge.shape)} but kind has "
+                f"{tuple(self.kind.shape)}: charge must be (B, N), one entry per object."
+            )
+
+    def __getitem__(self, rows: Any) -> RecoParticles:
+        """Select events (rows) by index, slice or boolean mask; keeps the batch axis."""
+        if isinstance(rows, int):
+            rows = slice(rows, rows + 1 if rows != -1 else None)
+        charge = None if self.charge is None else self.charge[rows]
+        return RecoParticles(self.p[rows], self.kind[rows], self.mask[rows], validate=False, charge=charge)
+
+    def to(self, *args: Any, **kwargs: Any) -> RecoParticles:
+        """Move to a device and/or cast momenta (kind, mask and charge keep their dtypes)."""
+        p = self.p.to(*args, **kwargs)
+        charge = None if self.charge is None else self.charge.to(p.device)
+        return RecoParticles(p, self.kind.to(p.device), self.mask.to(p.device), validate=False, charge=charge)

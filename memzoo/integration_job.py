@@ -59,7 +59,6 @@ def integrate_dataset(
     from memzoo.data import read_dataset
     from memzoo.integrator import MEMIntegrator
     from memzoo.results import ResultsWriter
-    from memzoo.simulation.selection import RecoParticles
 
     parts, card_options, description = load_model_spec(model)
     process = parts["process"]
@@ -90,9 +89,7 @@ def integrate_dataset(
         bar = tqdm(total=total, initial=min(writer.n_done, total), unit="ev", desc="integrate", disable=not progress)
         for start in range(writer.n_done, total, chunk_size):
             stop = min(start + chunk_size, total)
-            part = dataset[start:stop]
-            reco = RecoParticles(part.reco.p, part.reco.kind, part.reco.mask, charge=part.charge.to(torch.int64))
-            writer.append(rows[start:stop], integrator.log_likelihood(reco, grid))
+            writer.append(rows[start:stop], integrator.log_likelihood(dataset[start:stop].charged_reco, grid))
             bar.update(stop - start)
         bar.close()
     return Path(out)

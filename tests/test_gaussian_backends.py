@@ -10,10 +10,9 @@ import torch
 
 import memzoo
 from memzoo.config import ConfigError
-from memzoo.events import Particles, from_ptetaphim, to_ptetaphim, wrap_phi
+from memzoo.events import Particles, RecoParticles, from_ptetaphim, to_ptetaphim, wrap_phi
 from memzoo.processes.drell_yan import DrellYan
 from memzoo.simulation.detector import DetectorConfig, ParametricDetector, TruthObjects
-from memzoo.simulation.selection import RecoParticles
 from memzoo.testing import AcceptanceSuite, SamplerSuite, ToyProblem, TransferModelSuite
 
 WIDE = {"lepton_eta_resolution": 0.3, "lepton_phi_resolution": 1.5}

@@ -10,7 +10,6 @@ from memzoo.cli import main
 from memzoo.data import read_dataset
 from memzoo.integrator import MEMIntegrator
 from memzoo.results import read_results
-from memzoo.simulation.selection import RecoParticles
 from memzoo.simulation.simulate import SimulationConfig, simulate
 
 
@@ -22,7 +21,7 @@ def dy_data(tmp_path_factory):
 
 
 def _reco(data):
-    return RecoParticles(data.reco.p, data.reco.kind, data.reco.mask, charge=data.charge.to(torch.int64))
+    return data.charged_reco
 
 
 def test_coverage_against_brute_force(dy_data):

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from memzoo.events import Particles, from_ptetaphim, to_ptetaphim, wrap_phi
+from memzoo.events import Particles, RecoParticles, from_ptetaphim, to_ptetaphim, wrap_phi
 from memzoo.simulation.detector import DetectorConfig, _lookup
-from memzoo.simulation.selection import ETA_MAX, LEPTON_PHOTON_PT_MIN, RecoParticles
+from memzoo.simulation.selection import ETA_MAX, LEPTON_PHOTON_PT_MIN
 
 __all__ = ["ExactAcceptance", "GaussianSampler", "GaussianTransfer"]
 

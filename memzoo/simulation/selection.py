@@ -6,61 +6,19 @@ and either three further jets (hadronic W) or a muon and one further jet (lepton
 within the tracker, |η| < 2.4. The Drell-Yan selection asks for an opposite-sign muon pair as
 in the thesis' Z → μμ + jets data set (Ch. 4).
 
-Particles carries no charge, so :func:`~memzoo.simulation.detector.ParametricDetector.reconstruct`
-returns :class:`RecoParticles`: a :class:`~memzoo.events.Particles` with one extra ``charge``
-tensor (±1 for reconstructed leptons, 0 for everything else). Kind codes stay those of
-:data:`memzoo.events.KINDS` (13 for μ⁺ and μ⁻ alike), so every consumer of Particles works
-unchanged, and the charge is a separate column for datasets to store next to ``kind``.
+The detector returns :class:`memzoo.events.RecoParticles` (Particles plus a ``charge`` tensor;
+re-exported here), which the Drell-Yan selection needs for the opposite-sign requirement.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-from memzoo.events import Particles, pseudorapidity, transverse_momentum
+from memzoo.events import Particles, RecoParticles, pseudorapidity, transverse_momentum
 
 __all__ = ["SELECTIONS", "RecoParticles", "count_objects", "select"]
-
-
-@dataclass(frozen=True, repr=False)  # keep Particles' short repr
-class RecoParticles(Particles):
-    """Reconstructed objects with their electric charge.
-
-    Attributes:
-        p, kind, mask: as in :class:`~memzoo.events.Particles`.
-        charge: ``(B, N)`` int64 charge in units of e: ±1 for muons and electrons, 0 for
-            photons, jets, missing pT and padding. ``None`` when unknown (e.g. data read from
-            a file without a charge column); selections that need it then raise.
-
-    ``Particles.cat`` returns plain Particles (it drops the charge); indexing and ``to`` keep it.
-    """
-
-    charge: torch.Tensor | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.charge is not None and tuple(self.charge.shape) != tuple(self.kind.shape):
-            raise ValueError(
-                f"RecoParticles.charge has shape {tuple(self.charge.shape)} but kind has "
-                f"{tuple(self.kind.shape)}: charge must be (B, N), one entry per object."
-            )
-
-    def __getitem__(self, rows: Any) -> RecoParticles:
-        """Select events (rows) by index, slice or boolean mask; keeps the batch axis."""
-        if isinstance(rows, int):
-            rows = slice(rows, rows + 1 if rows != -1 else None)
-        charge = None if self.charge is None else self.charge[rows]
-        return RecoParticles(self.p[rows], self.kind[rows], self.mask[rows], validate=False, charge=charge)
-
-    def to(self, *args: Any, **kwargs: Any) -> RecoParticles:
-        """Move to a device and/or cast momenta (kind, mask and charge keep their dtypes)."""
-        p = self.p.to(*args, **kwargs)
-        charge = None if self.charge is None else self.charge.to(p.device)
-        return RecoParticles(p, self.kind.to(p.device), self.mask.to(p.device), validate=False, charge=charge)
 
 
 # The thesis' cuts (Sec. 6.1): photons and muons pT > 20 GeV, jets pT > 25 GeV, all |η| < 2.4.
