@@ -79,6 +79,17 @@ def cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from memzoo.train_job import train_card
+
+    out = train_card(args.card, size=args.size, alias=args.alias, register=not args.no_register)
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in out["metrics"].items())
+    print(f"trained {args.card} ({args.size}): {metrics}")
+    if "uri" in out:
+        print(f"registered {out['uri']}" + (f" (alias {args.alias})" if args.alias else ""))
+    return 0
+
+
 def cmd_registry(args: argparse.Namespace) -> int:
     from memzoo import tracking
 
@@ -200,6 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", help="HDF5 dataset file")
     p.add_argument("--out", default=None, help="folder for the PNG files (default: next to the dataset)")
     p.set_defaults(func=cmd_plots)
+
+    p = sub.add_parser("train", help="train every network of a model card and register the bundle in MLflow")
+    p.add_argument("card", help="model card, e.g. registry/drell-yan/cinn.toml")
+    p.add_argument("--size", default="small", help="card size: small (laptop) or paper (thesis)")
+    p.add_argument("--alias", help="point this alias (champion, challenger) at the new version")
+    p.add_argument("--no-register", action="store_true", help="train and log, but register no version")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("registry", help="registered models of the MLflow model registry")
     rsub = p.add_subparsers(dest="action", required=True)

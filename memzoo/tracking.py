@@ -26,6 +26,7 @@ __all__ = [
     "FLAVOR_NAME",
     "configure_tracking",
     "delete_alias",
+    "ensure_tracking",
     "frame_to_particles",
     "list_registered",
     "load_bundle",
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 FLAVOR_NAME = "memzoo"
+_STATE: dict[str, str] = {}
 DATA_SUBPATH = "bundle"
 DEFAULT_ROOT = "memzoo-runs"
 EXPERIMENT = "memzoo"
@@ -65,10 +67,16 @@ def configure_tracking(root: str | Path | None = None) -> str:
         artifact_location = (folder / "artifacts").as_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    _STATE["configured"] = uri
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
         mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location)
     mlflow.set_experiment(EXPERIMENT)
     return uri
+
+
+def ensure_tracking() -> str:
+    """The store this process already chose, or the embedded default (:func:`configure_tracking`)."""
+    return _STATE["configured"] if "configured" in _STATE else configure_tracking()
 
 
 # ---------------------------------------------------------------------------------------
@@ -134,8 +142,7 @@ def load_bundle(uri: str | Path, device: str | torch.device | None = None) -> Bu
     if local is None:
         import mlflow
 
-        if not os.environ.get("MLFLOW_TRACKING_URI") and mlflow.get_tracking_uri().startswith("file:"):
-            configure_tracking()
+        ensure_tracking()
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=str(uri)))
     elif not local.exists():
         raise FileNotFoundError(f"No bundle at {local}. Give a folder or an MLflow URI such as models:/NAME@ALIAS.")

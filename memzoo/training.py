@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainingConfig, steps_per_epoch: int) -> Any:
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainingConfig, steps_per_epoch: int) -> tuple[Any, bool]:
     """The learning-rate scheduler of ``config``: ``(scheduler, per_batch)`` or ``(None, False)``.
 
     One-cycle is stepped after every batch (its cycle spans all batches of all epochs), cosine
@@ -319,6 +319,7 @@ class Trainer:
         if not self.use_mlflow:
             return False
         import mlflow
+        from mlflow.exceptions import MlflowException
 
         from memzoo.tracking import configure_tracking
 
@@ -329,7 +330,7 @@ class Trainer:
             try:  # a resumed training continues its run
                 mlflow.start_run(run_id=st["run_id"], nested=nested)
                 return True
-            except mlflow.exceptions.MlflowException:
+            except MlflowException:
                 pass
         st["run_id"] = mlflow.start_run(run_name=self.name, nested=nested).info.run_id
         params = {f"train.{k}": v for k, v in config_to_dict(self.config).items()}

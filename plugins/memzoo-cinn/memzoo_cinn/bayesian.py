@@ -89,9 +89,7 @@ def resolve_sizes(config: Any) -> dict[str, int]:
 
 def build_flow(features: int, context: int, blocks: int, layers: int, hidden: int, bins: int) -> zuko.flows.NSF:
     """A conditional coupling neural spline flow x ↔ z ~ N(0, 1) on ``features`` dims."""
-    return zuko.flows.NSF(
-        features, context, transforms=blocks, bins=bins, passes=2, hidden_features=[hidden] * layers
-    )
+    return zuko.flows.NSF(features, context, transforms=blocks, bins=bins, passes=2, hidden_features=[hidden] * layers)
 
 
 class BayesianLinear(nn.Module):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from memzoo.events import Particles, from_ptetaphim, wrap_phi
+from memzoo.events import Particles, RecoParticles, from_ptetaphim, wrap_phi
 from memzoo.preprocessing import LogMass, LogPt, PtEtaPhiM, Standardise
 
 __all__ = ["KIND_NAMES", "Layout", "azimuth_from_feature", "feature_from_azimuth", "standardise"]
@@ -142,8 +142,6 @@ class Layout:
         With ``charge_order`` the result carries charges: per kind, the first half of its slots
         −1, the last half +1 (a middle slot of an odd count 0).
         """
-        from memzoo.simulation.selection import RecoParticles
-
         x = x.to(torch.float64)
         b, s = len(x), len(self.kinds)
         y = torch.zeros(b, s, 4, dtype=x.dtype, device=x.device)

@@ -1,0 +1,137 @@
+"""``memzoo train CARD``: simulate (or reuse) the card's data, train its networks, register the bundle.
+
+Order (thesis Sec. 6.2–6.4): the transfer network p(x_reco|x_hard) on accepted pairs, the
+acceptance classifier ε(x_hard) on accepted and rejected hard events, then the sampling network
+q(x_hard|x_reco, θ) on the true pairs (eq. 6.36). Every network is one MLflow run nested under
+the card's run; the bundle is registered as a new version of the card's ``entry.name`` with the
+validation losses as version tags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["train_card"]
+
+
+def _data_path(card: Any, root: Path) -> Path:
+    settings = json.dumps(
+        {"process": card.process, "config": card.process_config, **card.tables.get("data", {})}, sort_keys=True
+    )
+    digest = hashlib.sha256(settings.encode()).hexdigest()[:10]
+    return root / "data" / f"{card.process}-{digest}.h5"
+
+
+def _simulate(card: Any, root: Path, progress: bool) -> Path:
+    from memzoo.simulation.simulate import SimulationConfig, simulate
+
+    data = dict(card.tables.get("data", {}))
+    if "path" in data:
+        return Path(data["path"])
+    theta = {k: tuple(v) if isinstance(v, list) else v for k, v in data.pop("theta", {}).items()}
+    n_events = data.pop("events", None)
+    if n_events is None:
+        raise ValueError(f"{card.path}: the [data] table needs events = N (or path = a dataset file).")
+    workers = int(data.pop("workers", 1))
+    path = _data_path(card, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = SimulationConfig(card.process, n_events=n_events, process_config=card.process_config, theta=theta, **data)
+    return simulate(config, path, workers=workers, progress=progress)
+
+
+def _columns(part: Any) -> tuple[torch.Tensor, ...]:
+    reco = part.charged_reco
+    return (reco.p.float(), reco.kind, reco.mask, reco.charge, part.hard_coords.float(), part.theta.float())
+
+
+def _pair_loss(model: Any, p, kind, mask, charge, hard, theta) -> torch.Tensor:
+    from memzoo.events import RecoParticles
+
+    reco = RecoParticles(p, kind, mask, validate=False, charge=charge)
+    return model.loss({"reco": reco, "hard": hard, "theta": theta, "charge": charge})
+
+
+def train_card(
+    card_path: str | Path,
+    *,
+    size: str | None = "small",
+    root: str | Path = "memzoo-runs",
+    alias: str | None = None,
+    register: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train every network the card names and register the bundle; returns metrics and the version."""
+    import mlflow
+
+    from memzoo.builtin.acceptance_training import train_acceptance
+    from memzoo.bundle import Bundle
+    from memzoo.cards import load_card
+    from memzoo.data import read_dataset
+    from memzoo.tracking import ensure_tracking, register_bundle
+    from memzoo.training import Trainer
+    from memzoo.training_config import TrainingConfig
+
+    card = load_card(card_path, size=size)
+    root = Path(root)
+    ensure_tracking()
+    path = _simulate(card, root, progress)
+    dataset = read_dataset(path)
+    seed = int(card.tables.get("training", {}).get("seed", 0))
+    train, val, _test = dataset.split(seed, (0.8, 0.1, 0.1))
+    training = {k: v for k, v in card.tables.get("training", {}).items() if isinstance(v, dict)}
+    built = card.build()
+    process = built["process"]
+    metrics: dict[str, float] = {}
+    entry = card.entry.get("name", f"memzoo-{card.process}")
+    with mlflow.start_run(run_name=f"train {entry} ({size or 'base'})") as run:
+        mlflow.log_params({"card": str(Path(card_path).resolve()), "size": size or "base", "data": str(path)})
+        acc_train, acc_val = train[train.accepted], val[val.accepted]
+        for role in ("transfer", "sampler"):
+            if role not in built:
+                continue
+            model = built[role]
+            if role == "transfer":
+                model.fit_preprocessing(acc_train.charged_reco, acc_train.hard_coords)
+            else:
+                model.fit_preprocessing(acc_train.charged_reco, acc_train.hard_coords, acc_train.theta)
+            config = TrainingConfig.from_dict(training.get(role, {}))
+            result = Trainer(model, _pair_loss, config, name=f"{entry}/{role}", progress=progress).fit(
+                _columns(acc_train), _columns(acc_val)
+            )
+            metrics[f"{role}_val_loss"] = float(result.best_val_loss)
+        if "acceptance" in built and hasattr(built["acceptance"], "fit_standardisation"):
+            config = TrainingConfig.from_dict(training.get("acceptance", {}))
+            fit = train_acceptance(
+                built["acceptance"],
+                dataset.hard_coords.float(),
+                dataset.accepted,
+                config,
+                names=list(process.coordinate_names),
+                name=f"{entry}/acceptance",
+                progress=progress,
+            )
+            metrics.update({f"acceptance_{k}": float(v) for k, v in fit.metrics.items()})
+        mlflow.log_metrics(metrics)
+        bundle = Bundle(
+            card.process,
+            dict(card.process_config),
+            **{role: built[role] for role in ("transfer", "sampler", "acceptance", "likelihood") if role in built},
+            metadata={
+                "card": card.entry,
+                "size": size,
+                "integrator": card.integrator,
+                "metrics": metrics,
+                "data": str(path),
+            },
+        )
+        out: dict[str, Any] = {"metrics": metrics, "run_id": run.info.run_id, "data": str(path), "bundle": bundle}
+        if register:
+            version = register_bundle(bundle, entry, alias=alias, tags=metrics)
+            out["version"] = int(version.version)
+            out["uri"] = f"models:/{entry}/{version.version}"
+    return out

@@ -1,0 +1,202 @@
+"""Tests of the cINN plugin: conformance suites, training, replicas, bundles, entry point."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+import torch
+from memzoo_cinn import BayesianCINNTransfer, CINNSampler, CINNTransfer
+
+import memzoo
+from memzoo.builtin.gaussian import GaussianTransfer
+from memzoo.events import Particles, from_ptetaphim, wrap_phi
+from memzoo.plugins import get_registry
+from memzoo.testing import (
+    SamplerSuite,
+    ToyProblem,
+    TransferModelSuite,
+    check_roundtrip,
+    check_sampler,
+    check_transfer_model,
+)
+
+TINY = {"blocks": 2, "layers": 1, "hidden": 16, "bins": 4}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread (the root conftest does not reach plugins/): tiny nets on shared cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class _Fitted:
+    """Suites run on models whose standardisation is fitted to the problem, as after training
+    setup (unfitted, the pT context reaches ~100 and the broad importance density of the
+    normalisation check sees heavy-tailed weights)."""
+
+    def build(self, device: torch.device):
+        model = super().build(device)  # type: ignore[misc]
+        p = self.problem(device)  # type: ignore[attr-defined]
+        if self.kind == "transfer":  # type: ignore[attr-defined]
+            model.fit_preprocessing(p.reco, p.hard)
+        else:
+            model.fit_preprocessing(p.reco, p.hard, p.theta[:1])
+        return model
+
+
+class TestTransfer(_Fitted, TransferModelSuite):
+    name = "cinn"
+    config = TINY
+
+
+class TestBayesianTransfer(_Fitted, TransferModelSuite):
+    name = "cinn-bayesian"
+    config = TINY
+
+
+class TestSampler(_Fitted, SamplerSuite):
+    name = "cinn"
+    config = TINY
+
+
+class TestBayesianSampler(_Fitted, SamplerSuite):
+    name = "cinn-bayesian"
+    config = TINY
+
+
+def test_unfitted_models_conform():
+    """Freshly built models (identity standardisation) already satisfy the shape/consistency checks."""
+    p = ToyProblem.one_muon(n=32)
+    for name in ("cinn", "cinn-bayesian"):
+        check_transfer_model(memzoo.create("transfer", name, **TINY), p)
+        check_sampler(memzoo.create("sampler", name, **TINY), p)
+
+
+def smeared_pairs(n: int, seed: int) -> tuple[Particles, torch.Tensor, torch.Tensor]:
+    """Hard muons (pT, η, φ) and reco muons smeared by N(0, 2 GeV), N(0, 0.02), N(0, 0.02).
+
+    Returns reco, hard and the exact log p(x_reco|x_hard) per dpT dη dφ (φ wrapping is
+    negligible at σ_φ = 0.02).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    u = torch.rand(n, 3, generator=gen, dtype=torch.float64)
+    hard = torch.stack([25 + 75 * u[:, 0], 4 * u[:, 1] - 2, math.pi * (2 * u[:, 2] - 1)], -1)
+    sigma = torch.tensor([2.0, 0.02, 0.02], dtype=torch.float64)
+    z = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    x = hard + sigma * z
+    four = from_ptetaphim(torch.cat([x[:, :2], wrap_phi(x[:, 2:]), torch.full((n, 1), 0.10566)], -1))
+    reco = Particles(four[:, None], torch.full((n, 1), 13), torch.ones(n, 1, dtype=torch.bool))
+    exact = (-0.5 * z**2 - torch.log(sigma) - 0.5 * math.log(2 * math.pi)).sum(-1)
+    return reco, hard, exact
+
+
+def test_training_approaches_exact_nll():
+    """3 s of Adam on 4096 pairs closes >= 85 % of the gap to the exact Gaussian NLL.
+
+    Measured (2 shared cores, 1 thread): NLL 4.20 → −2.46 against the exact −2.86 (≈ 94 %).
+    """
+    torch.manual_seed(0)
+    reco, hard, _ = smeared_pairs(4096, 0)
+    val_reco, val_hard, val_exact = smeared_pairs(2000, 1)
+    model = CINNTransfer(CINNTransfer.Config(blocks=3, layers=2, hidden=32, bins=8))
+    model.fit_preprocessing(reco, hard)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    with torch.no_grad():
+        before = float(-model.log_prob(val_reco, val_hard).mean())
+    gen, start = torch.Generator().manual_seed(2), time.monotonic()
+    while time.monotonic() - start < 3.0:
+        rows = torch.randint(0, len(hard), (256,), generator=gen)
+        loss = model.loss({"reco": reco[rows], "hard": hard[rows]})
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        after = float(-model.log_prob(val_reco, val_hard).mean())
+    exact = float(-val_exact.mean())
+    assert (after - exact) < 0.15 * (before - exact), f"NLL {before:.3f} → {after:.3f}, exact {exact:.3f}"
+
+
+def test_replicas():
+    problem = ToyProblem.one_muon(n=16)
+    model = BayesianCINNTransfer(BayesianCINNTransfer.Config(**TINY))
+    assert isinstance(model, memzoo.protocols.SupportsReplicas) and model.n_replicas == 10
+    with torch.no_grad():
+        mean = model.log_prob(problem.reco, problem.hard)
+        draws = []
+        for index in (0, 1, 0, None):
+            with model.replica(index):
+                draws.append(model.log_prob(problem.reco, problem.hard))
+        torch.testing.assert_close(draws[0], draws[2])  # a replica is reproducible
+        torch.testing.assert_close(draws[3], mean)  # None is the posterior mean, as outside
+        assert float((draws[0] - draws[1]).abs().max()) > 1e-4
+        torch.testing.assert_close(model.log_prob(problem.reco, problem.hard), mean)  # deterministic
+    with pytest.raises(ValueError, match="replica index"):
+        model.replica(10).__enter__()
+    loss = model.loss({"reco": problem.reco, "hard": problem.hard})
+    loss.backward()
+    assert model.kl() > 0 and torch.isfinite(loss)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "logvar" in n)
+
+
+@pytest.mark.parametrize("kind", ["transfer", "sampler"])
+def test_roundtrip_with_fitted_preprocessing(kind):
+    p = ToyProblem.one_muon(n=32)
+    theta = p.theta[:1].expand(len(p.reco), -1)
+    model = memzoo.create(kind, "cinn", **TINY)
+    if kind == "transfer":
+        model.fit_preprocessing(p.reco, p.hard)
+        check_roundtrip(model, kind, lambda m: m.log_prob(p.reco, p.hard))
+    else:
+        model.fit_preprocessing(p.reco, p.hard, theta)
+        check_roundtrip(model, kind, lambda m: m.log_prob(p.hard, p.reco, theta))
+    assert abs(float(model.hard_std[0]) - 1.0) > 1e-3  # fitted, not the default 1
+
+
+def test_two_muons_with_charges_and_met():
+    """Drell-Yan layout: two charge-ordered muons picked out of (μ, μ, MET) reco events."""
+    gen = torch.Generator().manual_seed(3)
+    n = 64
+    u = torch.rand(n, 4, generator=gen, dtype=torch.float64)
+    hard = torch.stack([30 + 30 * u[:, 0], 4 * u[:, 1] - 2, 4 * u[:, 2] - 2, math.pi * (2 * u[:, 3] - 1)], -1)
+    reco = GaussianTransfer().sample(hard, generator=gen)
+    layout = {"objects": ("mu", "mu"), "charge_order": True, "hard_dim": 4, "log_hard": (0,), "hard_phi": (3,)}
+    transfer = CINNTransfer(CINNTransfer.Config(**layout, **TINY))
+    transfer.fit_preprocessing(reco, hard)
+    assert torch.isfinite(transfer.log_prob(reco, hard)).all()
+    sampled = transfer.sample(hard)
+    assert sampled.charge.tolist()[0] == [-1, 1] and sampled.kind.tolist()[0] == [13, 13]
+    assert torch.isfinite(transfer.log_prob(sampled, hard)).all()
+    unpaired = Particles(reco.p[:, :1], reco.kind[:, :1], reco.mask[:, :1])
+    with pytest.raises(ValueError, match="charge"):
+        transfer.log_prob(unpaired, hard)
+    sampler = CINNSampler(CINNSampler.Config(**layout, **TINY))
+    theta = torch.zeros(1, 1, dtype=torch.float64)
+    sampler.fit_preprocessing(reco, hard, theta)
+    check_sampler(sampler, ToyProblem(hard, reco, theta))
+    coords, _ = sampler.from_unit(torch.rand(n, 4, generator=gen, dtype=torch.float64), reco, theta)
+    assert bool((coords[:, 0] > 0).all()) and bool((coords[:, 3].abs() <= math.pi).all())
+
+
+def test_invalid_config_and_events():
+    with pytest.raises(ValueError, match="objects"):
+        CINNTransfer(CINNTransfer.Config(objects=("tau",)))
+    with pytest.raises(ValueError, match="hard_phi"):
+        CINNTransfer(CINNTransfer.Config(hard_dim=2))
+    with pytest.raises(memzoo.config.ConfigError):
+        memzoo.create("transfer", "cinn", hidden_units=3)
+    paper = CINNTransfer(CINNTransfer.Config(size="paper"))
+    assert len(paper.flow.transform.transforms) == 20
+    model = CINNTransfer(CINNTransfer.Config(objects=("mu", "mu"), **TINY))
+    one_muon = ToyProblem.one_muon(n=4)
+    assert torch.isneginf(model.log_prob(one_muon.reco, one_muon.hard)).all()  # layout not matched
+
+
+def test_entry_point_registration():
+    assert "cinn" in memzoo.available("transfer") and "cinn-bayesian" in memzoo.available("sampler")
+    entry = get_registry().get("transfer", "cinn")
+    assert entry.plugin == "cinn" and entry.distribution == "memzoo-cinn" and entry.cls is CINNTransfer
