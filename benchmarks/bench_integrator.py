@@ -77,7 +77,9 @@ def main() -> None:
         data = read_dataset(path, accepted_only=True)[: args.events]
     reco = data.charged_reco
     parts = load_card(CARD).build()
-    theta = parts["process"].theta(sin2theta_eff=torch.linspace(0.20, 0.26, args.theta_points).tolist())
+    theta = parts["process"].theta(
+        sin2theta_eff=torch.linspace(0.20, 0.26, args.theta_points, dtype=torch.float64).tolist()
+    )
     integrator = MEMIntegrator(
         parts["process"], parts["transfer"], parts["sampler"], parts["acceptance"],
         n_points=10_000, target_rel_error=args.target, max_iterations=30, device=args.device,

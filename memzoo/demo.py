@@ -179,7 +179,7 @@ def run_mlmem(out: Path, n_events: int = 200, card: str | Path | None = None, po
     data = read_dataset(observed, accepted_only=True)[:n_events]
     bundle = memzoo.load("models:/memzoo-drell-yan-cinn@champion")
     process = bundle.build_process()
-    theta = process.theta(sin2theta_eff=torch.linspace(0.15, 0.31, 17).tolist())
+    theta = process.theta(sin2theta_eff=torch.linspace(0.15, 0.31, 17, dtype=torch.float64).tolist())
     options = {"n_points": points, "min_iterations": 2, "max_iterations": 6, "target_rel_error": 0.02, "bootstrap": 16}
     exact = load_card(registry / "gaussian.toml").build()
     curves, numbers = {}, {}
