@@ -18,6 +18,7 @@ Inputs are ``(B, F)`` feature rows or ``(B, N, F)`` per-object features with a `
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
@@ -67,18 +68,18 @@ def _per_event(values: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
     return torch.where(live, values, 0.0).reshape(values.shape[0], -1).sum(-1)
 
 
-class Transform:
+class Transform(ABC):
     """Base class: an invertible map of ``(B, F)`` or ``(B, N, F)`` inputs (module docstring)."""
 
     name: ClassVar[str] = ""
 
+    @abstractmethod
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(y, log_det)``: ``y`` of the shape of ``x`` and ``log_det (B,)`` = log |det ∂y/∂x|."""
-        raise NotImplementedError
 
+    @abstractmethod
     def inverse(self, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` with ``forward(x)[0] == y``."""
-        raise NotImplementedError
 
     def __call__(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return self.forward(x, mask)
@@ -97,7 +98,7 @@ class Transform:
         """Fitted parameters."""
         return {}
 
-    def load_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
+    def load_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:  # noqa: B027 (stateless: nothing to restore)
         """Restore fitted parameters from :meth:`tensors`' names."""
 
     def to_dict(self, prefix: str = "") -> dict[str, Any]:
@@ -183,12 +184,13 @@ class _Elementwise(Transform):
     def config(self) -> dict[str, Any]:
         return {"column": self.column}
 
+    @abstractmethod
     def _map(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(f(v), log |f'(v)|)``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _unmap(self, w: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The inverse of :meth:`_map`."""
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         live = _live(x, mask)
