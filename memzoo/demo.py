@@ -28,16 +28,13 @@ import torch
 from tqdm import tqdm
 
 import memzoo
+from memzoo.plots import pyplot, save_figure
 
 __all__ = ["main"]
 
 
 def _plot_dy(dy, sigma_grid, masses, hist_events, hist_expected, edges, out: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     s2w, sig, err = sigma_grid
     ax1.errorbar(s2w, sig / 1e6, yerr=err / 1e6, fmt="o-", ms=3)
@@ -51,30 +48,18 @@ def _plot_dy(dy, sigma_grid, masses, hist_events, hist_expected, edges, out: Pat
     ax2.set_xlabel(r"$m_{\mu\mu}$ [GeV]")
     ax2.set_ylabel("events / bin")
     ax2.legend()
-    fig.tight_layout()
-    path = out / "drell_yan.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "drell_yan.png")
 
 
 def _plot_thj(alpha, sigma, error, out: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.errorbar(alpha, sigma, yerr=error, fmt="o-", ms=3)
     ax.set_xlabel(r"CP phase $\alpha$ [deg]")
     ax.set_ylabel(r"$\sigma(pp\to tHj)$ [fb]")
     ax.set_title("tHj (t + tbar), LO, 13 TeV")
     ax.set_xticks(range(-180, 181, 90))
-    fig.tight_layout()
-    path = out / "thj_sigma_alpha.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "thj_sigma_alpha.png")
 
 
 def run(out: Path, quick: bool = False) -> dict:
@@ -133,7 +118,7 @@ def run(out: Path, quick: bool = False) -> dict:
 
 
 def _scan_plot(theta, curves, out: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for label, (nll, err) in curves.items():
         ax.errorbar(theta, nll - nll.min(), yerr=err, fmt="o-", ms=3, capsize=2, label=label)
@@ -142,20 +127,7 @@ def _scan_plot(theta, curves, out: Path) -> Path:
     ax.set_ylabel(r"$-2\,\Delta \log L$")
     ax.set_title("Drell-Yan likelihood scan, 200 events (bootstrap errors of the differences)", fontsize=9)
     ax.legend()
-    fig.tight_layout()
-    path = out / "likelihood_scan.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return save_figure(fig, out / "likelihood_scan.png")
 
 
 def run_mlmem(out: Path, n_events: int = 200, card: str | Path | None = None, points: int = 2000) -> dict:

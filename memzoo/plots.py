@@ -9,18 +9,27 @@ import torch
 
 from memzoo.events import KINDS, invariant_mass, to_ptetaphim
 
-__all__ = ["kinematics_plots", "m_bjj", "m_pair"]
+__all__ = ["kinematics_plots", "m_bjj", "m_pair", "pyplot", "save_figure"]
 
 M_W = 80.419  # GeV, memzoo.physics.constants.SM.m_w
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path: Path, dpi: int = 120) -> Path:
+    """Lay out, save and close a figure; returns the path."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
 
 
 def _nth(reco, kind: int, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,7 +78,7 @@ def kinematics_plots(dataset: str | Path, out: str | Path | None = None) -> list
         raise ValueError(f"{dataset} has no accepted events to plot.")
     out = Path(out) if out else dataset.with_name(dataset.stem + "_plots")
     out.mkdir(parents=True, exist_ok=True)
-    plt = _pyplot()
+    plt = pyplot()
     reco = data.reco
     title = f"{data.info.get('process', '')}: {len(data)} accepted events"
     kinds = [k for k in (22, 5, 13, 11, 1, 12) if bool(((reco.kind == k) & reco.mask).any())]
@@ -90,10 +99,7 @@ def kinematics_plots(dataset: str | Path, out: str | Path | None = None) -> list
             axes[1, col].set_xlabel(f"{KINDS[kind]} $\\eta$")
         axes[0, col].legend(fontsize=7)
     fig.suptitle(title)
-    fig.tight_layout()
-    paths = [out / "objects_pt_eta.png"]
-    fig.savefig(paths[0], dpi=110)
-    plt.close(fig)
+    paths = [save_figure(fig, out / "objects_pt_eta.png", dpi=110)]
 
     masses = []
     for kind, name, label, lo, hi in (
@@ -112,9 +118,5 @@ def kinematics_plots(dataset: str | Path, out: str | Path | None = None) -> list
         ax.set_xlabel(f"{label} [GeV]")
         ax.set_ylabel("events / bin")
         ax.set_title(title, fontsize=9)
-        fig.tight_layout()
-        path = out / f"{name}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, out / f"{name}.png", dpi=110))
     return paths
