@@ -154,7 +154,7 @@ def run_mlmem(out: Path, n_events: int = 200, card: str | Path | None = None, po
     theta = process.theta(sin2theta_eff=torch.linspace(0.15, 0.31, 17, dtype=torch.float64).tolist())
     options = {"n_points": points, "min_iterations": 2, "max_iterations": 6, "target_rel_error": 0.02, "bootstrap": 16}
     exact = load_card(registry / "gaussian.toml").build()
-    curves, numbers = {}, {}
+    curves, numbers, sigma_fid = {}, {}, {}
     with mlflow.start_run(run_name="demo likelihood scan") as run:
         for label, parts in (
             ("learned MEM (cINN)", (process, bundle.transfer, bundle.sampler, bundle.acceptance)),
@@ -167,10 +167,11 @@ def run_mlmem(out: Path, n_events: int = 200, card: str | Path | None = None, po
             replicas = -2 * result.diagnostics["logp_replicas"].sum(0)  # (T, M)
             best = int(nll.argmin())
             curves[label] = (nll, (replicas - replicas[best]).std(-1))
+            sigma_fid[label] = result.diagnostics["sigma_fid"][0]  # (T,) fb
             numbers[f"{label.split()[0]}_seconds"] = time.time() - start
-        sigma_fid = MEMIntegrator(*exact.values(), **options).sigma_fid(theta)[0]
         hard = process.dsigma(data.hard_coords, theta).log() + exact["acceptance"].prob(data.hard_coords).log()[:, None]
-        curves["hard-level likelihood"] = (-2 * (hard - sigma_fid.log()).sum(0), torch.zeros(len(theta)))
+        hard_nll = -2 * (hard - sigma_fid["exact-transfer MEM"].log()).sum(0)
+        curves["hard-level likelihood"] = (hard_nll, torch.zeros(len(theta)))
         for label, (nll, _) in curves.items():
             best = float(theta[int(nll.argmin()), 0])
             numbers[f"{label.split()[0]}_best_sin2theta"] = best

@@ -65,7 +65,9 @@ def integrate_dataset(
     for role in ("transfer", "sampler"):
         if role not in parts:
             raise ValueError(f"The model {model!r} has no {role}; the MEM integral needs transfer and sampler.")
-    dataset = read_dataset(data, accepted_only=True)
+    everything = read_dataset(data)
+    rows_all = torch.nonzero(everything.accepted).squeeze(-1)  # file rows of the accepted events
+    dataset = everything[rows_all]
     if dataset.info.get("process") not in (None, process.name):
         raise ValueError(f"{data} holds {dataset.info['process']!r} events but the model is for {process.name!r}.")
     total = len(dataset) if n_events is None else min(n_events, len(dataset))
@@ -83,7 +85,7 @@ def integrate_dataset(
         "options": opts,
         "chunk_size": chunk_size,
     }
-    rows = torch.nonzero(read_dataset(data).accepted).squeeze(-1)[:total]
+    rows = rows_all[:total]
     n_replicas = int(opts.get("bootstrap", 0)) + int(opts.get("replicas", 0))
     with ResultsWriter(out, grid, settings, n_replicas=n_replicas) as writer:
         bar = tqdm(total=total, initial=min(writer.n_done, total), unit="ev", desc="integrate", disable=not progress)

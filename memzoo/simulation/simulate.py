@@ -156,13 +156,12 @@ class _Pipeline:
             accepted = self.detector.select(reco, cfg.selection_name, reco.charge)
         finally:
             torch.set_num_threads(threads)
-        if reco.n_objects > cfg.n_reco_max:
-            worst = int(reco.multiplicity.max())
-            if worst > cfg.n_reco_max:
-                raise ValueError(
-                    f"An event of chunk {chunk} has {worst} reco objects, more than n_reco_max = {cfg.n_reco_max}; "
-                    f"rerun with a larger --max-objects."
-                )
+        worst = int(reco.multiplicity.max()) if len(reco) else 0
+        if worst > cfg.n_reco_max:
+            raise ValueError(
+                f"An event of chunk {chunk} has {worst} reco objects, more than n_reco_max = {cfg.n_reco_max}; "
+                f"rerun with a larger --max-objects."
+            )
         keep = slice(0, min(reco.n_objects, cfg.n_reco_max))
         live = reco.mask[:, keep] & accepted[:, None]
         from memzoo.events import Particles
@@ -200,9 +199,9 @@ def simulate_chunk(config: SimulationConfig, chunk: int) -> Any:
     return _Pipeline(config).run(chunk)
 
 
-def _chunks(config: SimulationConfig, todo: range, workers: int) -> Iterator[Any]:
+def _chunks(pipeline: _Pipeline, todo: range, workers: int) -> Iterator[Any]:
+    config = pipeline.config
     if workers <= 1:
-        pipeline = _Pipeline(config)
         for chunk in todo:
             yield pipeline.run(chunk)
         return
@@ -221,18 +220,16 @@ def simulate(
     """
     from tqdm import tqdm
 
-    import memzoo
     from memzoo.data import DatasetWriter
 
     out = Path(out)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}.")
     workers = min(workers, os.cpu_count() or 1, config.n_chunks)
-    process = memzoo.create("process", config.process, **dict(config.process_config))
-    _Pipeline(config)  # validate θ and configs before any work
+    pipeline = _Pipeline(config)  # validates θ and configs before any work
     with DatasetWriter(
         out,
-        process=process,
+        process=pipeline.process,
         n_reco_max=config.n_reco_max,
         settings=config.settings(),
         chunk_size=config.chunk_size,
@@ -249,7 +246,7 @@ def simulate(
             desc=f"simulate {config.process}",
             disable=not progress,
         )
-        for chunk in _chunks(config, todo, workers):
+        for chunk in _chunks(pipeline, todo, workers):
             writer.append(chunk)
             bar.update(len(chunk))
         bar.close()
