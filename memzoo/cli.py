@@ -14,6 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from memzoo.cli_inference import add_inference_commands
 from memzoo.cli_jobs import cmd_export_lhe, cmd_integrate, cmd_plots, cmd_simulate, cmd_xsec
 from memzoo.cli_util import print_result, table
 
@@ -232,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("version", nargs="?", type=int)
     r.add_argument("--delete", action="store_true")
     p.set_defaults(func=cmd_registry)
+
+    add_inference_commands(sub)  # scan, calibrate, discriminant (memzoo/cli_inference.py)
     return parser
 
 

@@ -1,0 +1,221 @@
+"""Plots of the statistics layer: likelihood scans, calibration and pulls, discriminant and ROC.
+
+Drawn in the mplhep style (the CMS one, without an experiment label) when mplhep is installed
+(``pip install memzoo[plots]``), plain matplotlib otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+
+from memzoo.inference.calibration import Calibration
+from memzoo.inference.fit import Estimate
+from memzoo.inference.parameters import ParameterInfo
+from memzoo.plots import pyplot, save_figure
+
+__all__ = ["plot_calibration", "plot_discriminant", "plot_scan"]
+
+COLOURS = ["#3f90da", "#ffa90e", "#bd1f01", "#94a4a2", "#832db6", "#a96b59", "#e76300", "#b9ac70"]
+
+
+#: How known parameters are written on axes.
+TEX = {"alpha": r"$\alpha$", "sin2theta_eff": r"$\sin^2\theta_\mathrm{eff}$"}
+
+
+def _axis_label(info: ParameterInfo, prefix: str = "") -> str:
+    name = TEX.get(info.name, info.name)
+    return f"{prefix}{name}" + (f" [{info.unit}]" if info.unit else "")
+
+
+def _style():
+    plt = pyplot()
+    try:
+        import mplhep
+    except ImportError:  # plots extra not installed
+        return contextlib.nullcontext()
+    return plt.style.context(mplhep.style.CMS)
+
+
+def plot_scan(
+    curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+    estimates: dict[str, Estimate],
+    info: ParameterInfo,
+    path: Path,
+    truth: float | None = None,
+    title: str = "",
+) -> Path:
+    """−2Δlog L of one parameter: the whole grid (left) and around the minimum (right).
+
+    Args:
+        curves: label -> (x ``(T,)``, −2Δlog L ``(T,)``, band ``(T,)`` or ``None``).
+        estimates: label -> fitted estimate (drawn as the fit's minimum and interval).
+        info: the parameter.
+        path: the PNG file.
+        truth: the true value, if known.
+    """
+    plt = pyplot()
+    with _style():
+        fig, axes = plt.subplots(1, 2, figsize=(17, 7.5))
+        first = next(iter(estimates.values()), None)
+        for ax, zoom in zip(axes, (False, True)):
+            for k, (label, (x, y, band)) in enumerate(curves.items()):
+                colour = COLOURS[k % len(COLOURS)]
+                est = estimates.get(label)
+                xs = x if info.period is None or est is None else est.value + info.delta(x, est.value)
+                order = np.argsort(xs)
+                xs, ys = xs[order], y[order]
+                ax.plot(xs, ys, "o-", ms=4, lw=1.5, color=colour, label=label)
+                if band is not None:
+                    b = band[order]
+                    ax.fill_between(xs, ys - b, ys + b, color=colour, alpha=0.25, lw=0)
+                if est is not None:
+                    lo, hi = est.interval
+                    ax.axvspan(lo, hi, color=colour, alpha=0.12, lw=0)
+                    ax.axvline(est.value, color=colour, ls="--", lw=1.2)
+            ax.axhline(1.0, color="black", ls=":", lw=1.2)
+            if truth is not None:
+                t = truth if first is None else first.value + float(info.delta(truth, first.value))
+                ax.axvline(t, color="black", lw=1.5, label="true value" if not zoom else None)
+            ax.set_xlabel(_axis_label(info))
+            ax.set_ylabel(r"$-2\,\Delta\log L$")
+            finite = np.concatenate([c[1][np.isfinite(c[1])] for c in curves.values()])
+            if zoom and first is not None:
+                lo, hi = first.interval
+                x0 = first.value if info.period is None else 0.0  # unwrapped around the estimate
+                xs_all = np.concatenate([x0 + info.delta(c[0], x0) for c in curves.values()])
+                step = np.diff(np.unique(xs_all)).min() if len(np.unique(xs_all)) > 1 else 1.0
+                left = max(lo - 2.5 * max(first.err_low, 2 * step), xs_all.min() - step / 2)
+                right = min(hi + 2.5 * max(first.err_high, 2 * step), xs_all.max() + step / 2)
+                ax.set_xlim(left, right)
+                ax.set_ylim(-0.3, 9)
+                ax.set_title("around the minimum (fit: " + first.method + ")", fontsize=18)
+            else:
+                ax.set_ylim(-0.02 * finite.max(), 1.05 * finite.max())
+                ax.set_title(title, fontsize=18)
+        axes[0].legend(fontsize=15, loc="best")
+        text = "\n".join(
+            rf"{label}: ${e.value:.4g}^{{+{e.err_high:.2g}}}_{{-{e.err_low:.2g}}}$" + ("" if e.closed else " (open)")
+            for label, e in estimates.items()
+        )
+        axes[1].text(0.03, 0.97, text, transform=axes[1].transAxes, va="top", fontsize=15)
+        return save_figure(fig, path)
+
+
+def plot_calibration(cal: Calibration, path: Path) -> Path:
+    """θ̂ of every set against the truth (left) and the pull distributions (right)."""
+    plt = pyplot()
+    info = cal.parameter
+    with _style():
+        fig, (ax, axp) = plt.subplots(1, 2, figsize=(17, 7.5))
+        single = len(cal.truths) == 1
+        spacing = np.diff(sorted(set(cal.truths))).min() if len(set(cal.truths)) > 1 else 1.0
+        for k, (truth, estimates) in enumerate(zip(cal.truths, cal.estimates)):
+            colour = COLOURS[k % len(COLOURS)]
+            values = truth + info.delta([e.value for e in estimates], truth)  # unwrapped near the truth
+            lo = [e.err_low for e in estimates]
+            hi = [e.err_high for e in estimates]
+            n = len(estimates)
+            x = np.arange(n, dtype=float) if single else truth + spacing * 0.3 * (np.arange(n) / max(n - 1, 1) - 0.5)
+            closed = np.array([e.closed for e in estimates])
+            for sel, face in ((closed, colour), (~closed, "white")):
+                if sel.any():
+                    ax.errorbar(
+                        x[sel],
+                        values[sel],
+                        yerr=[np.array(lo)[sel], np.array(hi)[sel]],
+                        fmt="o",
+                        ms=5,
+                        lw=0.8,
+                        color=colour,
+                        mfc=face,
+                        alpha=0.7,
+                    )
+            if k == 0 and (~closed).any():
+                ax.errorbar([], [], fmt="o", mfc="white", color="grey", label="interval open at the grid edge")
+            if single:
+                ax.axhline(truth, color="black", lw=1.5, label=f"true {info.name} = {truth:g}")
+            else:
+                ax.errorbar(
+                    [truth],
+                    [values.mean()],
+                    yerr=[values.std(ddof=1) / np.sqrt(n)] if n > 1 else None,
+                    fmt="s",
+                    ms=8,
+                    color="black",
+                    zorder=5,
+                )
+        if single:
+            ax.set_xlabel(f"set (of {cal.set_size} events)")
+        else:
+            t = np.array(sorted(set(cal.truths)))
+            pad = 0.5 * spacing
+            ax.plot(
+                [t[0] - pad, t[-1] + pad],
+                [t[0] - pad, t[-1] + pad],
+                color="black",
+                ls="--",
+                lw=1,
+                label=r"$\hat\theta$ = truth",
+            )
+            ax.errorbar([], [], fmt="s", color="black", label="mean of the sets")
+            ax.set_xlabel(_axis_label(info, "true "))
+        ax.set_ylabel(_axis_label(info, "fitted ") + " (68% interval)")
+        ax.legend(fontsize=15)
+        ax.set_title(f"{sum(map(len, cal.estimates))} sets of {cal.set_size} events", fontsize=18)
+        pulls_all = np.concatenate(cal.pulls)
+        finite = pulls_all[np.isfinite(pulls_all)]
+        edge = max(4.0, min(8.0, float(np.abs(finite).max()) if len(finite) else 4.0))
+        bins = np.linspace(-edge, edge, 25)
+        for k, (truth, pulls, s) in enumerate(zip(cal.truths, cal.pulls, cal.summaries)):
+            label = rf"{truth:g}: $\mu={s.mean:.2f}\pm{s.mean_err:.2f}$, $\sigma={s.width:.2f}\pm{s.width_err:.2f}$"
+            colour = COLOURS[k % len(COLOURS)]
+            axp.hist(np.clip(pulls, -edge, edge), bins=bins, histtype="step", lw=2, color=colour, label=label)
+        grid = np.linspace(-edge, edge, 200)
+        width = bins[1] - bins[0]
+        n_max = max(len(p) for p in cal.pulls)
+        axp.plot(
+            grid, n_max * width * np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi), color="black", ls="--", label="N(0, 1)"
+        )
+        axp.set_xlabel(r"pull $(\hat\theta - \theta_\mathrm{true})/\sigma_\mp$")
+        axp.set_ylabel("sets")
+        o = cal.overall
+        axp.set_title(
+            rf"all: mean ${o.mean:.2f}\pm{o.mean_err:.2f}$, width ${o.width:.2f}\pm{o.width_err:.2f}$", fontsize=18
+        )
+        axp.legend(fontsize=12, title=f"true {info.name}", title_fontsize=12)
+        axp.set_ylim(0, axp.get_ylim()[1] * 1.35)
+        return save_figure(fig, path)
+
+
+def plot_discriminant(
+    d_a: np.ndarray,
+    d_b: np.ndarray,
+    fpr: np.ndarray,
+    tpr: np.ndarray,
+    area: float,
+    area_err: float,
+    labels: tuple[str, str],
+    path: Path,
+) -> Path:
+    """Distributions of D for both classes (left) and the ROC curve (right)."""
+    plt = pyplot()
+    with _style():
+        fig, (ax, axr) = plt.subplots(1, 2, figsize=(17, 7.5))
+        bins = np.linspace(0, 1, 41)
+        ax.hist(d_a, bins=bins, histtype="step", lw=2, density=True, color=COLOURS[0], label=f"{labels[0]} events")
+        ax.hist(d_b, bins=bins, histtype="step", lw=2, density=True, color=COLOURS[1], label=f"{labels[1]} events")
+        ax.set_xlabel(r"$D = P_a / (P_a + \gamma P_b)$")
+        ax.set_ylabel("density")
+        ax.set_yscale("log")
+        ax.legend(fontsize=15)
+        axr.plot(fpr, tpr, lw=2, color=COLOURS[2], label=rf"AUC = {area:.3f} $\pm$ {area_err:.3f}")
+        axr.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="no separation")
+        axr.set_xlabel(f"{labels[1]} events kept (false-positive rate)")
+        axr.set_ylabel(f"{labels[0]} events kept (true-positive rate)")
+        axr.set_xlim(0, 1)
+        axr.set_ylim(0, 1.02)
+        axr.legend(fontsize=15, loc="lower right")
+        return save_figure(fig, path)
