@@ -4,7 +4,8 @@ Order (thesis Sec. 6.2–6.4): the transfer network p(x_reco|x_hard) on accepted
 acceptance classifier ε(x_hard) on accepted and rejected hard events, then the sampling network
 q(x_hard|x_reco, θ) on the true pairs (eq. 6.36). Every network is one MLflow run nested under
 the card's run; the bundle is registered as a new version of the card's ``entry.name`` with the
-validation losses as version tags.
+validation losses as version tags. A card with a ``[likelihood]`` surrogate (e.g. ``regression``)
+trains it on the data its ``[data]`` table names, through the backend's ``fit_card``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,32 @@ def _pair_loss(model: Any, p, kind, mask, charge, hard, theta) -> torch.Tensor:
     return model.loss({"reco": reco, "hard": hard, "theta": theta, "charge": charge})
 
 
+def _train_surrogate(card: Any, card_path: Path, **kw: Any) -> dict[str, Any]:
+    """A card with a trainable ``[likelihood]`` (a surrogate such as ``regression``): its ``fit_card``
+    reads the training data the card names (no simulation); the bundle holds the likelihood alone."""
+    import mlflow
+
+    from memzoo.bundle import Bundle
+    from memzoo.tracking import register_bundle
+
+    model = card.build()["likelihood"]
+    if not callable(getattr(model, "fit_card", None)):
+        raise ValueError(f"{card_path}: likelihood backend {card.components['likelihood'][0]!r} is not trainable.")
+    entry = card.entry.get("name", f"memzoo-{card.process}")
+    with mlflow.start_run(run_name=f"train {entry} ({kw['size'] or 'base'})") as run:
+        mlflow.log_params({"card": str(card_path.resolve()), "size": kw["size"] or "base"})
+        metrics = model.fit_card(card, progress=kw["progress"])
+        mlflow.log_metrics(metrics)
+        meta = {"card": card.entry, "size": kw["size"], "metrics": metrics, "data": card.tables.get("data", {})}
+        bundle = Bundle(card.process, dict(card.process_config), likelihood=model, metadata=meta)
+        out: dict[str, Any] = {"metrics": metrics, "run_id": run.info.run_id, "bundle": bundle}
+        if kw["register"]:
+            version = register_bundle(bundle, entry, alias=kw["alias"], tags=metrics)
+            out["version"] = int(version.version)
+            out["uri"] = f"models:/{entry}/{version.version}"
+    return out
+
+
 def train_card(
     card_path: str | Path,
     *,
@@ -79,6 +106,8 @@ def train_card(
     card = load_card(card_path, size=size)
     root = Path(root)
     ensure_tracking()
+    if "likelihood" in card.components:
+        return _train_surrogate(card, Path(card_path), size=size, alias=alias, register=register, progress=progress)
     path = _simulate(card, root, progress)
     dataset = read_dataset(path)
     seed = int(card.tables.get("training", {}).get("seed", 0))
