@@ -125,7 +125,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if args.hard_level == "fiducial":
             acceptance = _model_acceptance(read_results(args.results[0]).settings, args.results[0])
         theta = torch.as_tensor(first_events.theta)
-        hard = hard_level_likelihood(process, data.hard_coords, theta, acceptance=acceptance)
+        options = {}
+        if args.sigma_points:
+            options = {"sigma_fid_points" if acceptance is not None else "n_points": args.sigma_points}
+        hard = hard_level_likelihood(process, data.hard_coords, theta, acceptance=acceptance, **options)
         scans["hard level"] = EventLikelihoods.from_likelihood(hard, first_events.parameters).combine()
     names = args.parameter or first_events.names
     truth = dict(_values(args.truth, "--truth"))
@@ -195,9 +198,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     summary = {**cal.as_dict(), "results": args.results, "plots": [str(plot)]}
     summary["summary_file"] = str(_write_summary(out, "calibration.json", summary))
     rows = []
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
     for group in summary["groups"]:
         p = group["pulls"]
-        fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
         rows.append(
             [
                 f"{group['truth']:g}",
@@ -211,7 +214,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     o = summary["overall_pulls"]
     text = f"calibration of {cal.parameter.name}, sets of {args.set_size} events\n"
     text += table(rows, ["truth", "sets", "bias", "pull mean", "pull width", "open"])
-    text += f"\nall pulls: mean {o['mean']:.3f} ± {o['mean_err']:.3f}, width {o['width']:.3f} ± {o['width_err']:.3f}"
+    text += f"\npulls of the {o['n']} sets with closed intervals: mean {fmt(o['mean'])} ± {fmt(o['mean_err'])}, "
+    text += f"width {fmt(o['width'])} ± {fmt(o['width_err'])}"
     text += f"\n\nplots and summary in {out}"
     return _finish(args, summary, text)
 
@@ -337,6 +341,7 @@ def add_inference_commands(sub: argparse._SubParsersAction) -> None:
         help="add the hard-level reference of the true hard events, normalised by σ (total) or by σ_fid "
         "with the model's acceptance (fiducial)",
     )
+    p.add_argument("--sigma-points", type=int, help="VEGAS points per iteration of the hard level's σ or σ_fid")
     _common(p)
     p.set_defaults(func=cmd_scan)
 

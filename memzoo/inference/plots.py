@@ -30,6 +30,13 @@ def _axis_label(info: ParameterInfo, prefix: str = "") -> str:
     return f"{prefix}{name}" + (f" [{info.unit}]" if info.unit else "")
 
 
+def _pm(value: float, error: float) -> str:
+    """``$v \\pm e$`` in mathtext, or ``n/a`` where there is no number."""
+    if not (np.isfinite(value) and np.isfinite(error)):
+        return "n/a"
+    return rf"${value:.2f} \pm {error:.2f}$"
+
+
 def _style():
     plt = pyplot()
     try:
@@ -170,7 +177,9 @@ def plot_calibration(cal: Calibration, path: Path) -> Path:
         edge = max(4.0, min(8.0, float(np.abs(finite).max()) if len(finite) else 4.0))
         bins = np.linspace(-edge, edge, 25)
         for k, (truth, pulls, s) in enumerate(zip(cal.truths, cal.pulls, cal.summaries)):
-            label = rf"{truth:g}: $\mu={s.mean:.2f}\pm{s.mean_err:.2f}$, $\sigma={s.width:.2f}\pm{s.width_err:.2f}$"
+            label = f"{truth:g}: mean {_pm(s.mean, s.mean_err)}, width {_pm(s.width, s.width_err)}"
+            if s.n < len(pulls):
+                label += f" ({len(pulls) - s.n} open left out)"
             colour = COLOURS[k % len(COLOURS)]
             axp.hist(np.clip(pulls, -edge, edge), bins=bins, histtype="step", lw=2, color=colour, label=label)
         grid = np.linspace(-edge, edge, 200)
@@ -182,9 +191,7 @@ def plot_calibration(cal: Calibration, path: Path) -> Path:
         axp.set_xlabel(r"pull $(\hat\theta - \theta_\mathrm{true})/\sigma_\mp$")
         axp.set_ylabel("sets")
         o = cal.overall
-        axp.set_title(
-            rf"all: mean ${o.mean:.2f}\pm{o.mean_err:.2f}$, width ${o.width:.2f}\pm{o.width_err:.2f}$", fontsize=18
-        )
+        axp.set_title(f"closed sets: mean {_pm(o.mean, o.mean_err)}, width {_pm(o.width, o.width_err)}", fontsize=18)
         axp.legend(fontsize=12, title=f"true {info.name}", title_fontsize=12)
         axp.set_ylim(0, axp.get_ylim()[1] * 1.35)
         return save_figure(fig, path)
