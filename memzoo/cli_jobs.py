@@ -9,7 +9,7 @@ from typing import Any
 
 from memzoo.cli_util import print_result, table
 
-__all__ = ["cmd_export_lhe", "cmd_integrate", "cmd_plots", "cmd_simulate", "cmd_xsec"]
+__all__ = ["add_engine_arguments", "cmd_export_lhe", "cmd_integrate", "cmd_plots", "cmd_simulate", "cmd_xsec"]
 
 
 def _parse_assignments(items: Sequence[str] | None, what: str) -> dict[str, Any]:
@@ -163,6 +163,19 @@ def cmd_export_lhe(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``memzoo integrate`` flags choosing where the chunks are integrated."""
+    parser.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process; ray: Ray workers, one per GPU (--device cuda) or per --threads CPUs",
+    )
+    parser.add_argument("--address", help="Ray cluster address (auto, HOST:6379, ray://HOST:10001); default: local Ray")
+    parser.add_argument("--workers", type=int, help="at most this many Ray workers (default: as many as fit)")
+    parser.add_argument("--threads", type=int, default=1, help="CPUs and torch threads per Ray worker")
+
+
 def cmd_integrate(args: argparse.Namespace) -> int:
     from memzoo.integration_job import integrate_dataset
     from memzoo.results import read_results
@@ -188,6 +201,10 @@ def cmd_integrate(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         options=options,
         device=args.device,
+        engine=getattr(args, "engine", "local"),
+        address=getattr(args, "address", None),
+        workers=getattr(args, "workers", None),
+        threads_per_worker=getattr(args, "threads", 1),
     )
     results = read_results(path)
     nll = -results.total()

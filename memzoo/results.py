@@ -112,10 +112,30 @@ class ResultsWriter:
         """Events whose results are complete in the file."""
         return int(self._file.attrs["n_events"])
 
-    def append(self, event: torch.Tensor, result: Any) -> None:
-        """Write the results of one chunk of events (a :class:`memzoo.protocols.Likelihood`)."""
+    def append(self, event: torch.Tensor, result: Any, start: int | None = None) -> None:
+        """Write the results of one chunk of events (a :class:`memzoo.protocols.Likelihood`).
+
+        The rows are flushed before the count of complete events advances, so a process killed
+        in between leaves the chunk out (it is truncated on reopening) rather than half in.
+
+        Args:
+            event: ``(E,)`` dataset rows of the chunk's events.
+            result: their likelihoods (``logp`` ``(E, T)``).
+            start: the index the chunk's first event must get; a chunk that would not continue
+                the file there (written twice, or one before it missing) is refused.
+        """
         diag = result.diagnostics
         e = len(event)
+        if start is not None and start != self.n_done:
+            raise ValueError(
+                f"{self.path}: a chunk starting at event {start} does not continue the file, which holds "
+                f"{self.n_done} complete events; refusing to write it twice or to leave a gap."
+            )
+        if tuple(result.logp.shape) != (e, self._file["theta"].shape[0]):
+            raise ValueError(
+                f"{self.path}: the chunk has logp of shape {tuple(result.logp.shape)} for {e} events "
+                f"and {self._file['theta'].shape[0]} θ points."
+            )
         columns = {
             "event": event.cpu().numpy(),
             "logp": result.logp.detach().double().cpu().numpy(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -123,3 +125,74 @@ def test_integrate_from_a_saved_bundle(dy_data, tmp_path):
         str(card), dy_data, theta, tmp_path / "b.h5", n_events=3, options={"n_points": 1000}, progress=False
     )
     torch.testing.assert_close(read_results(a).logp, read_results(b).logp)
+
+
+GAUSSIAN_CARD = str(Path(__file__).parents[1] / "registry" / "drell-yan" / "gaussian.toml")
+SMALL = {"n_points": 400, "min_iterations": 2, "max_iterations": 2, "seed": 9, "sigma_fid_points": 4000}
+
+
+def _job(dy_data, n_events, chunk_size=3, options=SMALL):
+    from memzoo.integration_job import integrate_dataset
+
+    def run(out):
+        theta = {"sin2theta_eff": [0.22, 0.24]}
+        return integrate_dataset(
+            GAUSSIAN_CARD,
+            dy_data,
+            theta,
+            out,
+            n_events=n_events,
+            chunk_size=chunk_size,
+            options=options,
+            progress=False,
+        )
+
+    return run
+
+
+def test_chunks_are_seeded_by_index_not_by_history(dy_data):
+    """Chunk i draws from a stream of (seed, i) only: the same events as chunk 0 and chunk 1 differ,
+    chunk 1 redone gives the same bits, and σ_fid is the job's, whatever the chunk."""
+    from memzoo.integration_job import chunk_seed, prepare_job
+
+    job = prepare_job(GAUSSIAN_CARD, dy_data, {"sin2theta_eff": [0.22, 0.24]}, n_events=6, chunk_size=3, options=SMALL)
+    integrate = job.integrator()
+    reco = job.chunk_reco(1)
+    first, again, as_chunk_0 = integrate(1, reco), integrate(1, reco), integrate(0, reco)
+    assert torch.equal(first.logp, again.logp) and torch.equal(first.std, again.std)
+    assert not torch.equal(first.logp, as_chunk_0.logp)  # other random numbers ...
+    torch.testing.assert_close(first.logp, as_chunk_0.logp, atol=0.2, rtol=0)  # ... same integral
+    assert torch.equal(first.diagnostics["sigma_fid"], as_chunk_0.diagnostics["sigma_fid"])
+    assert len({chunk_seed(9, i) for i in range(1000)} | {9}) == 1001
+    assert job.pending(0) == [0, 1] and job.pending(3) == [1] and job.pending(4) == [1] and job.pending(6) == []
+
+
+def test_resuming_in_pieces_is_bit_identical_to_one_run(dy_data, tmp_path):
+    """A job stopped after whole chunks continues to the same bits; a job whose --events was raised
+    mid-chunk completes that chunk with the same random numbers (equal up to BLAS rounding, as the
+    first run integrated the short chunk in a smaller batch)."""
+    whole = read_results(_job(dy_data, 8)(tmp_path / "whole.h5"))
+    pieces = tmp_path / "pieces.h5"
+    _job(dy_data, 6)(pieces)
+    resumed = read_results(_job(dy_data, 8)(pieces))
+    assert resumed.event.tolist() == whole.event.tolist()
+    assert torch.equal(resumed.logp, whole.logp) and torch.equal(resumed.std, whole.std)
+    raised = tmp_path / "raised.h5"
+    _job(dy_data, 4)(raised)  # chunk 1 holds one event of three
+    continued = read_results(_job(dy_data, 8)(raised))
+    assert continued.event.tolist() == whole.event.tolist()
+    torch.testing.assert_close(continued.logp, whole.logp, rtol=0, atol=1e-12)
+    torch.testing.assert_close(continued.std, whole.std, rtol=0, atol=1e-12)
+
+
+def test_unknown_engine_and_missing_ray_are_explained(dy_data, tmp_path, monkeypatch):
+    import sys
+
+    from memzoo.integration_job import integrate_dataset
+
+    with pytest.raises(ValueError, match=r"Unknown engine 'spark'.*'local', 'ray'"):
+        integrate_dataset(GAUSSIAN_CARD, dy_data, {"sin2theta_eff": [0.2]}, tmp_path / "b.h5", engine="spark")
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(RuntimeError, match=r"pip install 'memzoo\[ray\]'"):
+        integrate_dataset(GAUSSIAN_CARD, dy_data, {"sin2theta_eff": [0.2]}, tmp_path / "c.h5", engine="ray")
+    assert not (tmp_path / "c.h5").exists()

@@ -53,3 +53,20 @@ def test_other_settings_or_grid_refused(tmp_path):
         ResultsWriter(other, THETA, {})
     with pytest.raises(ValueError, match="not a memzoo likelihood-results file"):
         read_results(other)
+
+
+def test_a_chunk_is_written_once_and_without_gaps(tmp_path):
+    """``start`` guards exactly-once writing: a repeated or skipped chunk is refused, nothing changes."""
+    path = tmp_path / "r.h5"
+    with ResultsWriter(path, THETA, {"model": "m"}) as w:
+        w.append(*_chunk(0, 3), start=0)
+        with pytest.raises(ValueError, match="does not continue the file, which holds 3"):
+            w.append(*_chunk(0, 3), start=0)  # the same chunk again
+        with pytest.raises(ValueError, match="does not continue"):
+            w.append(*_chunk(6, 3), start=6)  # a gap
+        with pytest.raises(ValueError, match=r"logp of shape \(2, 3\) for 3 events"):
+            w.append(torch.arange(3), _chunk(3, 2)[1])
+        w.append(*_chunk(3, 2), start=3)
+    r = read_results(path)
+    assert r.event.tolist() == [0, 2, 4, 6, 8]
+    torch.testing.assert_close(r.logp, _chunk(0, 5)[1].logp)
