@@ -71,7 +71,13 @@ def plot_scan(
             for k, (label, (x, y, band)) in enumerate(curves.items()):
                 colour = COLOURS[k % len(COLOURS)]
                 est = estimates.get(label)
-                xs = x if info.period is None or est is None else est.value + info.delta(x, est.value)
+                # periodic: the full panel shows [low, low + P), the zoom is unwrapped around the first fit
+                if info.period is None:
+                    xs = x
+                elif zoom and first is not None:
+                    xs = first.value + info.delta(x, first.value)
+                else:
+                    xs = info.wrap(x)
                 order = np.argsort(xs)
                 xs, ys = xs[order], y[order]
                 ax.plot(xs, ys, "o-", ms=4, lw=1.5, color=colour, label=label)
@@ -80,11 +86,24 @@ def plot_scan(
                     ax.fill_between(xs, ys - b, ys + b, color=colour, alpha=0.25, lw=0)
                 if est is not None:
                     lo, hi = est.interval
-                    ax.axvspan(lo, hi, color=colour, alpha=0.12, lw=0)
-                    ax.axvline(est.value, color=colour, ls="--", lw=1.2)
+                    if zoom and first is not None and info.period is not None:
+                        shift = float(info.delta(est.value, first.value)) - (est.value - first.value)
+                        lo, hi = lo + shift, hi + shift
+                    spans = [(lo, hi)]
+                    if info.period is not None and not zoom:  # an interval through the seam: two pieces
+                        top = info.low + info.period
+                        if hi > top:
+                            spans = [(lo, top), (info.low, hi - info.period)]
+                        elif lo < info.low:
+                            spans = [(info.low, hi), (lo + info.period, top)]
+                    for a, b in spans:
+                        ax.axvspan(a, b, color=colour, alpha=0.12, lw=0)
+                    centre = est.value if not zoom or info.period is None else est.value + shift
+                    ax.axvline(centre, color=colour, ls="--", lw=1.2)
             ax.axhline(1.0, color="black", ls=":", lw=1.2)
             if truth is not None:
-                t = truth if first is None else first.value + float(info.delta(truth, first.value))
+                t = truth if not zoom or first is None else first.value + float(info.delta(truth, first.value))
+                t = info.wrap(t) if not zoom else t
                 ax.axvline(t, color="black", lw=1.5, label="true value" if not zoom else None)
             ax.set_xlabel(_axis_label(info))
             ax.set_ylabel(r"$-2\,\Delta\log L$")
@@ -98,7 +117,7 @@ def plot_scan(
                 right = min(hi + 2.5 * max(first.err_high, 2 * step), xs_all.max() + step / 2)
                 ax.set_xlim(left, right)
                 ax.set_ylim(-0.3, 9)
-                ax.set_title("around the minimum (fit: " + first.method + ")", fontsize=18)
+                ax.set_title(f"around the minimum of {next(iter(estimates))} (fit: {first.method})", fontsize=18)
             else:
                 ax.set_ylim(-0.02 * finite.max(), 1.05 * finite.max())
                 ax.set_title(title, fontsize=18)
