@@ -328,7 +328,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def add_inference_commands(sub: argparse._SubParsersAction) -> None:
     """Register ``scan``, ``calibrate`` and ``discriminant`` on the ``memzoo`` subparsers."""
-    p = sub.add_parser("scan", help="combined -2ΔlogL(θ) of results files: best fit, 68% interval, plots")
+    p = sub.add_parser("scan", help="combined -2ΔlogL(θ) of results files: best fit, 68%% interval, plots")
     p.add_argument("results", nargs="+", help="results HDF5 file(s) of memzoo integrate (one curve each)")
     p.add_argument("--label", action="append", help="curve label per results file (default: file name)")
     p.add_argument("--parameter", action="append", help="parameter(s) to fit (default: all; others profiled)")

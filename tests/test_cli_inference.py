@@ -211,3 +211,10 @@ def test_errors_name_the_file(capsys, tmp_path):
     assert code == 2 and "nearest: theta0=2" in err
     code, _, err = run(capsys, "scan", path, "--parameter", "alpha")
     assert code == 2 and "Unknown --parameter 'alpha'" in err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["scan", "--help"], ["calibrate", "--help"], ["discriminant", "--help"]])
+def test_help_texts(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 0 and "usage: memzoo" in capsys.readouterr().out
