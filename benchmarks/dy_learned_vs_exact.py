@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from memzoo.data import read_dataset
+from memzoo.inference import hard_level_likelihood
 from memzoo.integration_job import integrate_dataset
 from memzoo.results import read_results
 
@@ -45,18 +46,15 @@ def parabola(theta: torch.Tensor, nll: torch.Tensor) -> tuple[torch.Tensor, torc
 def hard_level_nll(data_path: Path, rows: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """−2 Σ log p(x_hard|θ) of the true hard events of the accepted sample: dσ(θ)·ε / σ_fid(θ).
 
-    ε is the detector's exact acceptance (``parametric-exact``) and σ_fid its VEGAS integral, as
-    in the exact-transfer card, so this is the likelihood an ideal detector would give.
+    ε is the detector's exact acceptance (``parametric-exact``), so this is the likelihood an
+    ideal detector would give.
     """
     from memzoo.cards import load_card
-    from memzoo.integrator import MEMIntegrator
 
     exact = load_card(CARD).build()
-    process, acceptance = exact["process"], exact["acceptance"]
     hard = read_dataset(data_path)[rows].hard_coords.double()
-    sigma_fid, _ = MEMIntegrator(process, exact["transfer"], exact["sampler"], acceptance).sigma_fid(theta[:, None])
-    logp = process.dsigma(hard, theta[:, None]).log() + acceptance.prob(hard).log()[:, None] - sigma_fid.log()
-    return -2 * logp.sum(0)
+    result = hard_level_likelihood(exact["process"], hard, theta[:, None], acceptance=exact["acceptance"])
+    return -2 * result.logp.sum(0)
 
 
 def main() -> None:

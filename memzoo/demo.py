@@ -28,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 import memzoo
+from memzoo.inference import hard_level_likelihood
 from memzoo.plots import pyplot, save_figure
 
 __all__ = ["main"]
@@ -169,8 +170,10 @@ def run_mlmem(out: Path, n_events: int = 200, card: str | Path | None = None, po
             curves[label] = (nll, (replicas - replicas[best]).std(-1))
             sigma_fid[label] = result.diagnostics["sigma_fid"][0]  # (T,) fb
             numbers[f"{label.split()[0]}_seconds"] = time.time() - start
-        hard = process.dsigma(data.hard_coords, theta).log() + exact["acceptance"].prob(data.hard_coords).log()[:, None]
-        hard_nll = -2 * (hard - sigma_fid["exact-transfer MEM"].log()).sum(0)
+        hard = hard_level_likelihood(
+            process, data.hard_coords, theta, acceptance=exact["acceptance"], sigma=sigma_fid["exact-transfer MEM"]
+        )
+        hard_nll = -2 * hard.logp.sum(0)
         curves["hard-level likelihood"] = (hard_nll, torch.zeros(len(theta)))
         for label, (nll, _) in curves.items():
             best = float(theta[int(nll.argmin()), 0])
