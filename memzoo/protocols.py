@@ -60,6 +60,9 @@ class Parameter:
         default: the Standard-Model (or reference) value.
         range: ``(low, high)`` of physically meaningful values, inclusive.
         description: one line for help texts.
+        period: the period of a periodic parameter (360 for the CP phase α in degrees), whose
+            ``range`` is then one full period; ``None`` otherwise. Fits unwrap the grid around
+            the minimum (``memzoo.inference``).
     """
 
     name: str
@@ -67,11 +70,17 @@ class Parameter:
     default: float
     range: tuple[float, float]
     description: str = ""
+    period: float | None = None
 
     def __post_init__(self) -> None:
         low, high = self.range
         if not low <= self.default <= high:
             raise ValueError(f"Parameter {self.name!r}: default {self.default} is outside {self.range}.")
+        if self.period is not None and not (self.period > 0 and abs((high - low) - self.period) < 1e-9 * self.period):
+            raise ValueError(
+                f"Parameter {self.name!r}: period {self.period} must be positive and equal to the range's "
+                f"width {high - low}."
+            )
 
 
 def make_theta(

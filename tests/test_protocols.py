@@ -80,3 +80,13 @@ def test_process_base_checks_theta():
     assert d[1:, 0].tolist() == [0.0, 0.0]  # below pT_min, outside |η| < 2.4
     expect = 100 * 0.05 * math.exp(-0.05 * 10) / (4.8 * 2 * math.pi)
     assert float(d[0, 0]) == pytest.approx(expect, rel=1e-12)
+
+
+def test_parameter_period_must_match_its_range():
+    from memzoo.protocols import Parameter
+
+    assert Parameter("alpha", "deg", 0.0, (-180.0, 180.0), period=360.0).period == 360.0
+    with pytest.raises(ValueError, match="period 180.0 must be positive and equal to the range's width 360.0"):
+        Parameter("alpha", "deg", 0.0, (-180.0, 180.0), period=180.0)
+    thj = memzoo.create("process", "thj")
+    assert thj.parameters[0].period == 360.0

@@ -88,7 +88,7 @@ class THj(ProcessBase):
 
     name: ClassVar[str] = "thj"
     parameters: ClassVar[tuple[Parameter, ...]] = (
-        Parameter("alpha", "deg", 0.0, (-180.0, 180.0), "CP phase of the top Yukawa (thesis eq. 6.2)"),
+        Parameter("alpha", "deg", 0.0, (-180.0, 180.0), "CP phase of the top Yukawa (thesis eq. 6.2)", period=360.0),
     )
     hard_dim: ClassVar[int] = 7
     hard_kinds: ClassVar[tuple[int, ...]] = (6, 25, 1)
