@@ -297,3 +297,21 @@ def test_likelihood_conformance_after_training_preprocessing():
     f = model.event_features(p.reco)
     model.fit_preprocessing(f, p.theta[:1].expand(16, -1), torch.linspace(0, 2, 16, dtype=torch.float64))
     check_likelihood(model, p)
+
+
+@pytest.mark.gpu
+def test_cuda_training_and_likelihood_match_cpu():
+    """The loader moves chunks to the GPU; the likelihood of CPU events is computed on the model's device."""
+    p = ToyProblem.one_muon(n=64)
+    model = RegressionLikelihood(RegressionLikelihood.Config(objects=("mu",), **TINY))
+    f, th = model.event_features(p.reco), p.theta[:1].expand(64, -1)
+    target = torch.log10(p.reco.ptetaphim[:, 0, 0])
+    model.fit_preprocessing(f, th, target)
+    with torch.no_grad():
+        cpu = model.log_likelihood(p.reco, p.theta).logp
+        gpu = model.to("cuda").log_likelihood(p.reco, p.theta).logp
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-5, atol=1e-5)
+    rows = RegressionRows(f, th, target, torch.ones(64, dtype=torch.float64), torch.arange(64), torch.zeros(64))
+    config = TrainingConfig(epochs=2, batch_size=16, device="cuda", schedule="constant")
+    result = fit_regression(model, rows, rows, config, mlflow=False)
+    assert math.isfinite(result.history["val_loss"][-1])
