@@ -79,6 +79,8 @@ class ChunkWorker:
         fault: str | None = None,
     ) -> None:
         self.fault = _parse_fault(fault)
+        if device is not None and torch.device(device).type == "cuda":
+            device = "cuda"  # Ray shows each worker only its own GPU, as device 0
         torch.set_num_threads(threads)
         if tracking_uri:
             os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
@@ -145,8 +147,9 @@ def integrate_on_ray(
         job: the prepared job (:func:`memzoo.integration_job.prepare_job`).
         writer: the open :class:`~memzoo.results.ResultsWriter`.
         todo: chunk indices still to do, ascending (:meth:`IntegrationJob.pending`).
-        address: a running cluster (``auto``, ``ray://host:10001``, ``host:6379``); ``None``
-            uses the Ray instance this process already joined, or starts a local one.
+        address: a running cluster (``auto``, ``ray://host:10001``, ``host:6379``), or ``None``
+            to start a local instance for the job; a process that already joined a Ray instance
+            uses that one.
         workers: at most this many workers (default: one per GPU with ``device='cuda'``,
             else one per ``threads_per_worker`` CPUs of the cluster).
         threads_per_worker: CPUs reserved by, and torch threads of, each worker.
@@ -158,12 +161,9 @@ def integrate_on_ray(
     _parse_fault(os.environ.get(FAULT_ENV))  # a malformed test hook fails here, not in every worker
     if threads_per_worker < 1:
         raise ValueError(f"threads_per_worker must be >= 1, got {threads_per_worker}.")
-    started = False
-    if address is not None or not ray.is_initialized():
-        kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
-        if address is None:
-            started = True
-        ray.init(address=address, **kwargs)
+    started = not ray.is_initialized()  # else: the instance this process already joined
+    if started:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
     try:
         _run(ray, job, writer, todo, workers, threads_per_worker, on_write or (lambda n: None))
     finally:

@@ -134,3 +134,26 @@ def test_malformed_fault_injection_is_refused_before_any_work(card, dy_data, tmp
     monkeypatch.setenv("MEMZOO_FAULT_INJECTION", "not-a-chunk")
     with pytest.raises(ValueError, match="CHUNK:MARKER_FILE"):
         run(card, dy_data, tmp_path / "ray.h5", "ray", n_events=CHUNK)
+
+
+def test_workers_load_the_model_from_the_mlflow_registry(local_ray, dy_data, reference, tmp_path, mlflow_store):
+    """``models:/NAME@ALIAS``: every worker loads the bundle from the driver's MLflow store."""
+    import memzoo
+    from memzoo.bundle import Bundle
+    from memzoo.tracking import register_bundle
+
+    bundle = Bundle(
+        "drell-yan",
+        {"m_min": 60.0, "m_max": 120.0},
+        transfer=memzoo.create("transfer", "gaussian", conditional=True),
+        sampler=memzoo.create("sampler", "gaussian"),
+        acceptance=memzoo.create("acceptance", "parametric-exact"),
+        metadata={"integrator": {"target_rel_error": 0.02, "sigma_fid_points": 4000}},
+    )
+    register_bundle(bundle, "memzoo-drell-yan-raytest", alias="champion")
+    out = run("models:/memzoo-drell-yan-raytest@champion", dy_data, tmp_path / "ray.h5", "ray", n_events=2 * CHUNK)
+    result = read_results(out)
+    assert result.settings["model"] == "uri:models:/memzoo-drell-yan-raytest@champion"
+    assert result.event.tolist() == reference.event[: 2 * CHUNK].tolist()
+    assert torch.equal(result.logp, reference.logp[: 2 * CHUNK])  # same components, seeds and options as the card
+    assert torch.equal(result.logp_replicas, reference.logp_replicas[: 2 * CHUNK])
