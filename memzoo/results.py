@@ -76,6 +76,12 @@ class ResultsWriter:
             if old != settings:
                 diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
                 f.close()
+                if diff == ["seeding"]:
+                    raise ValueError(
+                        f"{self.path} was integrated with another seeding scheme ({old.get('seeding', 'per-call')!r}, "
+                        f"now {settings.get('seeding')!r}, from another memzoo version): it can be read but not "
+                        f"continued; use another --out."
+                    )
                 raise ValueError(
                     f"{self.path} was written with other settings (differing: {diff}); "
                     f"use another --out or the original settings to resume."

@@ -46,6 +46,8 @@ def test_other_settings_or_grid_refused(tmp_path):
         ResultsWriter(path, THETA, {"model": "m", "n": 2})
     with pytest.raises(ValueError, match="another θ grid"):
         ResultsWriter(path, THETA * 2, {"model": "m", "n": 1})
+    with pytest.raises(ValueError, match="another seeding scheme.*read but not continued"):
+        ResultsWriter(path, THETA, {"model": "m", "n": 1, "seeding": "per-chunk"})
     other = tmp_path / "other.h5"
     with h5py.File(other, "w") as f:
         f.attrs["schema"] = "something-else"
