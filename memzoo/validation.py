@@ -491,7 +491,7 @@ def plot_distributions(
     (lines, with its χ²/ndf in the legend); below it the ratio generated/true.
     """
     from memzoo.inference.plots import COLOURS
-    from memzoo.plots import pyplot, save_figure
+    from memzoo.plots import pyplot
 
     comparisons = distribution_comparisons(true, generated, bins)
     out = Path(out)
@@ -503,29 +503,37 @@ def plot_distributions(
             continue
         ncol = min(4, len(names))
         nrow = math.ceil(len(names) / ncol)
-        fig, axes = plt.subplots(
-            2 * nrow, ncol, figsize=(3.4 * ncol, 3.4 * nrow + 0.4), squeeze=False,
-            gridspec_kw={"height_ratios": [3, 1] * nrow},
-        )  # fmt: skip
-        for i in range(len(names), nrow * ncol):
-            axes[2 * (i // ncol), i % ncol].axis("off"), axes[2 * (i // ncol) + 1, i % ncol].axis("off")
-        for i, name in enumerate(names):
-            ax, axr = axes[2 * (i // ncol), i % ncol], axes[2 * (i // ncol) + 1, i % ncol]
-            first = next(iter(comparisons[name].values()))
-            centres = 0.5 * (first.edges[1:] + first.edges[:-1])
-            ax.errorbar(centres, first.density_true, yerr=first.error_true, fmt="o", ms=2.5, color="k", label="true")
-            for k, (label, h) in enumerate(comparisons[name].items()):
-                colour = COLOURS[k % len(COLOURS)]
-                ax.stairs(h.density_generated, h.edges, color=colour, label=f"{label} ({h.chi2:.0f}/{h.ndf})")
-                axr.errorbar(centres, h.ratio, yerr=h.ratio_error, fmt=".", ms=3, color=colour)
-            axr.axhline(1.0, color="k", lw=0.8)
-            axr.set_xlim(ax.get_xlim())
-            axr.set_ylim(0.5, 1.5)
-            axr.set_xlabel(_label(name))
-            axr.set_ylabel("gen./true", fontsize=8)
-            ax.set_ylabel("fraction / unit", fontsize=8)
-            ax.tick_params(labelbottom=False)
-            ax.legend(fontsize=6, title="sample (χ²/ndf)", title_fontsize=6)
+        # constrained layout keeps each ratio panel flush under its histogram (tight_layout cannot)
+        fig = plt.figure(figsize=(3.4 * ncol, 3.3 * nrow + 0.4), layout="constrained")
+        rows = fig.subfigures(nrow, 1, squeeze=False)[:, 0]
+        for r, sub in enumerate(rows):
+            axes = sub.subplots(
+                2, ncol, sharex="col", squeeze=False, gridspec_kw={"height_ratios": [3, 1], "hspace": 0}
+            )
+            for c in range(ncol):
+                i = r * ncol + c
+                ax, axr = axes[0, c], axes[1, c]
+                if i >= len(names):
+                    ax.axis("off"), axr.axis("off")
+                    continue
+                name = names[i]
+                first = next(iter(comparisons[name].values()))
+                centres = 0.5 * (first.edges[1:] + first.edges[:-1])
+                ax.errorbar(
+                    centres, first.density_true, yerr=first.error_true, fmt="o", ms=2.5, color="k", label="true"
+                )
+                for k, (label, h) in enumerate(comparisons[name].items()):
+                    colour = COLOURS[k % len(COLOURS)]
+                    ax.stairs(h.density_generated, h.edges, color=colour, label=f"{label} ({h.chi2:.0f}/{h.ndf})")
+                    axr.errorbar(centres, h.ratio, yerr=h.ratio_error, fmt=".", ms=3, color=colour)
+                axr.axhline(1.0, color="k", lw=0.8)
+                axr.set_ylim(0.5, 1.5)
+                axr.set_xlabel(_label(name))
+                axr.set_ylabel("gen./true", fontsize=8)
+                ax.set_ylabel("fraction / unit", fontsize=8)
+                ax.legend(fontsize=6, title="sample (χ²/ndf)", title_fontsize=6)
         fig.suptitle(f"{title} {group.replace('_', ' ')}".strip(), fontsize=10)
-        paths.append(save_figure(fig, out / f"{group}.png"))
+        paths.append(out / f"{group}.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
     return paths
