@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from memzoo.cli_inference import add_inference_commands
-from memzoo.cli_jobs import cmd_export_lhe, cmd_integrate, cmd_plots, cmd_simulate, cmd_xsec
+from memzoo.cli_jobs import add_engine_arguments, cmd_export_lhe, cmd_integrate, cmd_plots, cmd_simulate, cmd_xsec
 from memzoo.cli_util import print_result, table
 
 __all__ = ["backends_markdown", "build_parser", "main"]
@@ -196,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, help="bootstrap replicas for correlated errors")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="torch device, e.g. cuda")
+    add_engine_arguments(p)
     p.set_defaults(func=cmd_integrate)
 
     p = sub.add_parser("export-lhe", help="unweighted hard (optionally decayed) events as an LHE v3 file")

@@ -201,10 +201,10 @@ def cmd_integrate(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         options=options,
         device=args.device,
-        engine=getattr(args, "engine", "local"),
-        address=getattr(args, "address", None),
-        workers=getattr(args, "workers", None),
-        threads_per_worker=getattr(args, "threads", 1),
+        engine=args.engine,
+        address=args.address,
+        workers=args.workers,
+        threads_per_worker=args.threads,
     )
     results = read_results(path)
     nll = -results.total()
