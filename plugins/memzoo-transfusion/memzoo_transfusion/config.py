@@ -10,7 +10,7 @@ from memzoo_transfermer.config import PRESETS as TRANSFORMER_PRESETS
 
 __all__ = ["CFM_PRESETS", "TransfusionConfig", "resolve_cfm_sizes"]
 
-#: Per-particle CFM sizes: ``paper`` is Table A.11 (6 layers of 400, ReLU); ``small`` trains on a
+#: Per-particle CFM sizes: ``paper`` is Table A.11 (6 layers of 400); ``small`` trains on a
 #: laptop CPU in minutes. The transformer sizes are the Transfermer's presets (Table A.11 has the
 #: same transformer as Table A.10: 8 heads, 6 + 8 layers, embedding 64, feed-forward 256).
 CFM_PRESETS: dict[str, dict[str, int]] = {
@@ -39,7 +39,9 @@ class TransfusionConfig(SolverConfig):
 
     Attributes:
         cfm_layers, cfm_hidden: linear layers and width of each per-particle velocity network.
-        activation: of the velocity networks (Table A.11: ReLU).
+        activation: of the velocity networks. Table A.11 uses ReLU; the default is SiLU because a
+            ReLU field is piecewise linear, its divergence jumps, and RK4 (step 0.05) then misses
+            log p by ~10⁻² instead of ~10⁻⁵ at equal training loss (docs/benchmarks.md).
         time_features: Fourier features of t besides t itself.
     """
 
@@ -61,7 +63,7 @@ class TransfusionConfig(SolverConfig):
     classifier_hidden: int | None = None
     cfm_layers: int | None = None
     cfm_hidden: int | None = None
-    activation: Literal["relu", "silu", "gelu", "tanh"] = "relu"
+    activation: Literal["silu", "relu", "gelu", "tanh"] = "silu"
     time_features: int = 4
 
 

@@ -47,12 +47,12 @@ class ParticleCFM(SolverMixin, nn.Module):
         context: C, the size of the condition (transformer output plus kind one-hot).
         groups: which of ``met``, ``onshell``, ``jet`` the layout needs.
         layers, hidden, activation, time_features: of each velocity network (thesis Table A.11:
-            6 × 400, ReLU).
+            6 × 400, ReLU; see :class:`~memzoo_transfusion.config.TransfusionConfig` on SiLU).
     """
 
     def __init__(
         self, config, context: int, groups: tuple[str, ...], layers: int = 6, hidden: int = 400,
-        activation: str = "relu", time_features: int = 4,
+        activation: str = "silu", time_features: int = 4,
     ) -> None:  # fmt: skip
         super().__init__()
         self.config = config

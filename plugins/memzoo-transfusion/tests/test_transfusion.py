@@ -213,7 +213,7 @@ def test_invalid_config_and_sizes():
     assert len(paper.encoder.layers) == 6 and len(paper.decoder.layers) == 8  # Table A.11
     net = paper.flow.cfms["jet"].velocity.net
     linears = [m for m in net if isinstance(m, torch.nn.Linear)]
-    assert len(linears) == 6 and linears[0].out_features == 400 and isinstance(net[1], torch.nn.ReLU)
+    assert len(linears) == 6 and linears[0].out_features == 400 and isinstance(net[1], torch.nn.SiLU)
     assert set(paper.flow.cfms) == {"onshell", "jet"} and paper.ode.step == 0.05
 
 
