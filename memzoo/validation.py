@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from memzoo.events import KINDS, Particles, invariant_mass, to_ptetaphim
+from memzoo.events import KINDS, Particles, delta_phi, invariant_mass, to_ptetaphim
 from memzoo.inference.discriminant import auc, auc_error
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "event_features",
     "feature_layout",
     "plot_distributions",
+    "response_features",
 ]
 
 #: Kinds in the detector's order (memzoo.simulation.detector): γ, b, μ, e, jets, missing pT.
@@ -83,6 +84,21 @@ class FeatureSet:
         """The values of feature ``name`` in the events where its object is present."""
         j = self.names.index(name)
         return self.values[self.present[:, j], j]
+
+    def join(self, other: FeatureSet) -> FeatureSet:
+        """The features of both sets side by side (same events)."""
+        if len(other) != len(self):
+            raise ValueError(
+                f"Cannot join features of {len(self)} and {len(other)} events; they must be the same events."
+            )
+        cat = lambda a, b: torch.cat([a, b], -1)
+        return FeatureSet(
+            cat(self.values, other.values),
+            cat(self.present, other.present),
+            self.names + other.names,
+            self.groups + other.groups,
+            self.scales + other.scales,
+        )
 
     def network_inputs(self) -> torch.Tensor:
         """``(B, F)`` float64 classifier inputs: log1p of GeV columns, others as they are."""
@@ -159,7 +175,9 @@ def event_features(reco: Particles, layout: Mapping[int, int], pair_masses: bool
 
     def add(value, ok, name, group, scale):
         cols.append((torch.where(ok, value, torch.zeros_like(value)), ok))
-        names.append(name), groups.append(group), scales.append(scale)
+        names.append(name)
+        groups.append(group)
+        scales.append(scale)
 
     for kind, n in layout.items():
         is_kind = reco.mask & (reco.kind == kind)
@@ -188,6 +206,50 @@ def event_features(reco: Particles, layout: Mapping[int, int], pair_masses: bool
     values = torch.stack([c[0] for c in cols], -1) if cols else p.new_zeros(b, 0)
     present = torch.stack([c[1] for c in cols], -1) if cols else everyone[:, None][:, :0]
     return FeatureSet(values, present, tuple(names), tuple(groups), tuple(scales))
+
+
+def response_features(reco: Particles, hard_momenta: torch.Tensor, layout: Mapping[int, int]) -> FeatureSet:
+    """How each visible slot relates to the hard event: the detector response, not the physics.
+
+    For every visible slot of :func:`event_features` (same layout): log(pT / pT_hard),
+    η − η_hard and φ − φ_hard (wrapped) with respect to the hard particle nearest in ΔR.
+    Appended to the event features they let the two-sample classifier test the conditional
+    p(x_reco|x_hard) at the given hard events, where resolutions far below the spread of the
+    physics distributions are invisible in the reco distributions alone.
+
+    Args:
+        reco: B reco events.
+        hard_momenta: ``(B, n_hard, 4)`` the true hard final state (E, px, py, pz) in GeV.
+    """
+    if hard_momenta.ndim != 3 or hard_momenta.shape[0] != len(reco) or hard_momenta.shape[-1] != 4:
+        raise ValueError(f"hard_momenta must be (B, n_hard, 4) with B = {len(reco)}, got {tuple(hard_momenta.shape)}.")
+    f = event_features(reco, {k: n for k, n in layout.items() if k != 12}, pair_masses=False)
+    h = to_ptetaphim(hard_momenta.double().to(f.values.device))
+    rows = torch.arange(len(reco), device=h.device)
+    values, present, names = [], [], []
+    for i, name in enumerate(f.names):
+        if not name.startswith("pT("):
+            continue
+        label, ok = name[3:-1], f.present[:, i]
+        pt, eta, phi = (
+            f.values[:, i],
+            f.values[:, f.names.index(f"η({label})")],
+            f.values[:, f.names.index(f"φ({label})")],
+        )
+        j = torch.hypot(eta[:, None] - h[..., 1], delta_phi(phi[:, None], h[..., 2])).argmin(-1)
+        near = h[rows, j]
+        ratio = torch.log(torch.where(ok, pt, 1.0) / near[:, 0].clamp(min=1e-9))
+        for value, var in ((ratio, "log pT/pT_hard"), (eta - near[:, 1], "Δη"), (delta_phi(phi, near[:, 2]), "Δφ")):
+            values.append(torch.where(ok, value, 0.0))
+            present.append(ok)
+            names.append(f"{var}({label})")
+    return FeatureSet(
+        torch.stack(values, -1),
+        torch.stack(present, -1),
+        tuple(names),
+        ("response",) * len(names),
+        ("linear",) * len(names),
+    )
 
 
 def _check_compatible(a: FeatureSet, b: FeatureSet, what: str) -> None:

@@ -57,6 +57,9 @@ def test_exact_transfer_is_indistinguishable_and_a_wrong_one_is_not(dy_sm, smear
     ts = exact["two_sample"]
     assert abs(ts["auc"] - 0.5) < 3 * ts["auc_error"]  # the exact model: AUC ≈ 0.5 within 3σ
     assert smeared["two_sample"]["auc"] > 0.5 + 3 * smeared["two_sample"]["auc_error"]
+    response = exact["two_sample_response"]
+    assert abs(response["auc"] - 0.5) < 3 * response["auc_error"] and "Δη(μ1)" in response["features"]
+    assert smeared["two_sample_response"]["auc"] > smeared["two_sample"]["auc"]  # the response shows it more
     assert exact["chi2"]["sum"] < 1.5 * exact["chi2"]["ndf"] < smeared["chi2"]["sum"]
     # Gibbs: the true transfer has the largest expected log p; a 6–15× wider pT response loses ≈ 2 × 2 nats
     gap = exact["log_prob"]["mean"] - smeared["log_prob"]["mean"]

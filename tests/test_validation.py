@@ -21,6 +21,7 @@ from memzoo.validation import (
     event_features,
     feature_layout,
     plot_distributions,
+    response_features,
 )
 
 
@@ -62,6 +63,20 @@ def test_features_of_a_known_event_follow_the_pt_order_and_mark_absent_slots():
     j3 = [i for i, n in enumerate(wide.names) if n.endswith("(j3)")]
     assert len(j3) == 4 and not wide.present[0, j3].any() and (wide.values[0, j3] == 0).all()
     assert not wide.present[0, wide.names.index("m(j1,j3)")]
+
+
+def test_response_features_relate_each_object_to_the_nearest_hard_particle():
+    reco = _event([(13, 44.0, 0.3, 1.0, 0.0), (13, 25.0, -1.2, -2.1, 0.0), (12, 9.0, 0.0, 0.5, 0.0)])
+    hard = from_ptetaphim(torch.tensor([[[30.0, -1.0, -2.0, 0.0], [40.0, 0.31, 1.0 - 2e-3, 0.0]]], dtype=torch.float64))
+    f = response_features(reco, hard, feature_layout(reco))
+    v = dict(zip(f.names, f.values[0].tolist()))
+    assert sorted(v) == sorted(f"{q}(μ{i})" for q in ("log pT/pT_hard", "Δη", "Δφ") for i in (1, 2))  # no missing pT
+    assert v["log pT/pT_hard(μ1)"] == pytest.approx(math.log(44 / 40)) and v["Δη(μ1)"] == pytest.approx(-0.01)
+    assert v["Δφ(μ1)"] == pytest.approx(2e-3) and v["log pT/pT_hard(μ2)"] == pytest.approx(math.log(25 / 30))
+    joined = event_features(reco, feature_layout(reco)).join(f)
+    assert joined.names[-6:] == f.names and joined.values.shape == (1, len(joined.names))
+    with pytest.raises(ValueError, match="hard_momenta must be"):
+        response_features(reco, hard[0], feature_layout(reco))
 
 
 def test_layout_keeps_the_kinds_every_sample_has_and_explains_bad_input():
@@ -149,7 +164,13 @@ def test_histogram_chi2_is_pearsons_homogeneity_test(true, generated, bins):
     width = edges.diff()
     inside_t = float((h.density_true * width).sum())
     assert inside_t == pytest.approx(float(((t >= -2) & (t <= 2)).double().mean()))
-    table = np.array([np.histogram(v, np.r_[-np.inf, edges.numpy(), np.inf])[0] for v in (true, generated)])
+    lo, hi = float(edges[0]), float(edges[-1])  # numpy's convention: the last bin includes its upper edge
+    table = np.array(
+        [
+            [*np.histogram(v, edges.numpy())[0], np.sum(np.less(v, lo)), np.sum(np.greater(v, hi))]
+            for v in (true, generated)
+        ]
+    )
     table = table[:, table.sum(0) > 0]
     if table.shape[1] < 2:
         assert h.chi2 == pytest.approx(0.0, abs=1e-12) and h.ndf == 0
