@@ -65,6 +65,7 @@ def _train_surrogate(card: Any, card_path: Path, **kw: Any) -> dict[str, Any]:
     from memzoo.bundle import Bundle
     from memzoo.tracking import register_bundle
 
+    torch.manual_seed(int(card.tables.get("training", {}).get("seed", 0)))  # reproducible initial weights
     model = card.build()["likelihood"]
     if not callable(getattr(model, "fit_card", None)):
         raise ValueError(f"{card_path}: likelihood backend {card.components['likelihood'][0]!r} is not trainable.")
