@@ -352,7 +352,7 @@ def markdown_table(summary: dict[str, Any]) -> str:
     head.append("log p = −∞")
     if mem:
         name = next(iter(summary["integrate"]["grid"]))
-        head += [f"{name} (all events)", "sets", "pull mean", "pull width"]
+        head += [f"{name} (all events)", "closed sets", "pull mean", "pull width"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, r in summary["backends"].items():
         ts, lp, chi2 = r["two_sample"], r["log_prob"], r["chi2"]
@@ -371,7 +371,7 @@ def markdown_table(summary: dict[str, Any]) -> str:
             est = m.get("estimate")
             cells.append(f"{est:.4g} +{m['err_high']:.2g} −{m['err_low']:.2g}" if est is not None else "–")
             cells += [
-                str(m.get("n_sets", "–")),
+                f"{m['closed_sets']}/{m['n_sets']}" if "n_sets" in m else "–",
                 _pm(m.get("pull_mean"), m.get("pull_mean_err"), 2),
                 _pm(m.get("pull_width"), m.get("pull_width_err"), 2),
             ]
