@@ -253,7 +253,8 @@ _COMPONENTS = ("E", "px", "py", "pz")
 
 
 def particles_to_frame(reco: Particles, theta: torch.Tensor | None = None, names: list[str] | None = None) -> Any:
-    """A pandas frame with columns ``obj{i}_E, _px, _py, _pz, _kind`` (+ one column per θ)."""
+    """A pandas frame with columns ``obj{i}_E, _px, _py, _pz, _kind`` (+ ``_charge`` for reco events
+    that carry charges, + one column per θ)."""
     import pandas as pd
 
     data: dict[str, Any] = {}
@@ -262,6 +263,8 @@ def particles_to_frame(reco: Particles, theta: torch.Tensor | None = None, names
         for c, comp in enumerate(_COMPONENTS):
             data[f"obj{i}_{comp}"] = p[:, i, c].numpy()
         data[f"obj{i}_kind"] = torch.where(reco.mask[:, i], reco.kind[:, i], 0).cpu().numpy()
+        if getattr(reco, "charge", None) is not None:
+            data[f"obj{i}_charge"] = torch.where(reco.mask[:, i], reco.charge[:, i], 0).cpu().numpy()
     if theta is not None:
         for j, name in enumerate(names or []):
             data[name] = theta[:, j].detach().cpu().double().numpy()
@@ -286,6 +289,13 @@ def frame_to_particles(frame: Any) -> Particles:
     kind = np.stack([frame[f"obj{i}_kind"].fillna(0).to_numpy(int) for i in range(n)], 1)
     mask = (kind != 0) & np.isfinite(p).all(-1)
     p = np.where(mask[..., None], p, 0.0)
+    if all(f"obj{i}_charge" in frame.columns for i in range(n)):  # charge-ordered models need them
+        from memzoo.events import RecoParticles
+
+        charge = np.stack([frame[f"obj{i}_charge"].fillna(0).to_numpy(int) for i in range(n)], 1)
+        return RecoParticles(
+            torch.as_tensor(p), torch.as_tensor(kind), torch.as_tensor(mask), charge=torch.as_tensor(charge * mask)
+        )
     return Particles(torch.as_tensor(p), torch.as_tensor(kind), torch.as_tensor(mask))
 
 

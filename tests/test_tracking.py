@@ -15,6 +15,7 @@ import torch
 import memzoo
 from memzoo import tracking
 from memzoo.bundle import Bundle, BundleFormatError, load_bundle_dir, save_bundle_dir
+from memzoo.events import RecoParticles
 from memzoo.testing import ToyProblem
 
 
@@ -121,6 +122,17 @@ def test_frame_round_trip_keeps_padding():
     back = tracking.frame_to_particles(tracking.particles_to_frame(two))
     assert back.mask.tolist() == two.mask.tolist()
     torch.testing.assert_close(back.p[back.mask], two.p[two.mask].double())
+
+
+def test_frame_round_trip_keeps_charges():
+    p = ToyProblem.one_muon(n=4).reco
+    two = memzoo.Particles(torch.cat([p.p, p.p], 1), torch.full((4, 2), 13), torch.ones(4, 2, dtype=torch.bool))
+    two.mask[1, 1] = False
+    charged = RecoParticles(two.p, two.kind, two.mask, charge=torch.tensor([[-1, 1], [1, -1], [1, 1], [-1, -1]]))
+    back = tracking.frame_to_particles(tracking.particles_to_frame(charged))
+    assert isinstance(back, RecoParticles)
+    assert back.charge.tolist() == [[-1, 1], [1, 0], [1, 1], [-1, -1]]  # padding carries charge 0
+    assert not isinstance(tracking.frame_to_particles(tracking.particles_to_frame(two)), RecoParticles)
 
 
 class _Boom:

@@ -6,7 +6,7 @@
   ill-conditioned where I ≈ 0, i.e. p ≈ 1 in the units of the density);
 * the two-hypothesis discriminant D = P_a / (P_a + P_b) (Bury & Delaere eq. 4.1 with γ = 1;
   the Neyman-Pearson likelihood ratio, monotonic in P_a / P_b) and its ROC curve and AUC from
-  scikit-learn.
+  :mod:`memzoo.inference.discriminant`.
 """
 
 from __future__ import annotations
@@ -45,16 +45,22 @@ def regression_metrics(
 
 
 def discriminant(logp_a: torch.Tensor, logp_b: torch.Tensor) -> torch.Tensor:
-    """D = P_a / (P_a + P_b) from natural-log likelihoods, computed stably as sigmoid(log P_a − log P_b)."""
-    return torch.sigmoid(logp_a.double() - logp_b.double())
+    """D = P_a / (P_a + P_b) from natural-log likelihoods (:func:`memzoo.inference.discriminant`)."""
+    from memzoo.inference.discriminant import discriminant as d
+
+    return d(logp_a.double(), logp_b.double())
 
 
 def roc(score: torch.Tensor, is_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """ROC of a score that is large for class a: ``(false-positive rate, true-positive rate, AUC)``."""
-    from sklearn.metrics import roc_auc_score, roc_curve
+    """ROC of a score that is large for class a: ``(false-positive rate, true-positive rate, AUC)``.
 
-    y, s = is_a.cpu().numpy().astype(int), score.detach().double().cpu().numpy()
-    if y.min() == y.max():
+    Uses memzoo's own ROC and AUC (:mod:`memzoo.inference.discriminant`).
+    """
+    from memzoo.inference.discriminant import auc, roc_curve
+
+    is_a = is_a.bool().cpu()
+    s = score.detach().double().cpu()
+    if bool(is_a.all()) or not bool(is_a.any()):
         raise ValueError("roc needs events of both classes (is_a true and false).")
-    fpr, tpr, _ = roc_curve(y, s)
-    return torch.as_tensor(fpr), torch.as_tensor(tpr), float(roc_auc_score(y, s))
+    fpr, tpr, _ = roc_curve(s[is_a], s[~is_a])
+    return fpr, tpr, auc(s[is_a], s[~is_a])
