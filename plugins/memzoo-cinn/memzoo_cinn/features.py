@@ -9,7 +9,9 @@ object the features are, in the protocol measure (:func:`memzoo.protocols.reco_m
   reference angle (a hard coordinate for the transfer, a reco object for the sampler). The
   atanh maps the circle, cut opposite the reference, onto the real line, so a flow on ℝ gives a
   density that is exactly normalised over φ ∈ [−π, π) and samples never need wrapping. The cut
-  lies where the density is negligible for resolution-like Δφ.
+  lies where the density is negligible for resolution-like Δφ. Each slot may have its own
+  reference (the Transfer-cINN adds a fitted per-slot offset, so that a μ⁺ back to back with the
+  hard μ⁻ is measured from φ⁻ + π, not from the cut).
 
 Conversions use :mod:`memzoo.preprocessing` (``PtEtaPhiM`` for coordinates, ``LogPt`` and
 ``LogMass`` with their log-Jacobians). ``PtEtaPhiM``'s own Jacobian is *not* added: the protocol
@@ -26,7 +28,7 @@ import torch
 from memzoo.events import Particles, RecoParticles, from_ptetaphim, wrap_phi
 from memzoo.preprocessing import LogMass, LogPt, PtEtaPhiM, Standardise
 
-__all__ = ["KIND_NAMES", "Layout", "azimuth_from_feature", "feature_from_azimuth", "standardise"]
+__all__ = ["KIND_NAMES", "Layout", "azimuth_from_feature", "circular_mean", "feature_from_azimuth", "standardise"]
 
 #: Object names accepted in a layout and their memzoo kind codes.
 KIND_NAMES: dict[str, int] = {
@@ -43,6 +45,16 @@ def feature_from_azimuth(phi: torch.Tensor, phi_ref: torch.Tensor) -> tuple[torc
     """``a = atanh(wrap(φ − φ_ref) / π)`` and ``log |da/dφ|``, same shapes (float64)."""
     r = (wrap_phi(phi - phi_ref) / _PI).clamp(-1 + 1e-12, 1 - 1e-12)
     return torch.atanh(r), -math.log(_PI) - torch.log1p(-(r**2))
+
+
+def _per_slot(phi_ref: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` → ``(B, 1)`` (one reference for every slot); ``(B, S)`` unchanged."""
+    return phi_ref[:, None] if phi_ref.ndim == 1 else phi_ref
+
+
+def circular_mean(delta: torch.Tensor) -> torch.Tensor:
+    """Circular mean of angles ``delta (B, S)`` over the events, ``(S,)`` in (−π, π]."""
+    return torch.atan2(delta.sin().mean(0), delta.cos().mean(0))
 
 
 def azimuth_from_feature(a: torch.Tensor, phi_ref: torch.Tensor) -> torch.Tensor:
@@ -119,7 +131,7 @@ class Layout:
 
         Args:
             reco: B reco events.
-            phi_ref: ``(B,)`` reference azimuth in rad.
+            phi_ref: ``(B,)`` reference azimuth in rad, or ``(B, S)`` one per slot.
 
         Returns:
             ``x (B, F)`` float64, ``log_det (B,)`` = log |∂x/∂(pT, η, φ, m)| summed over the
@@ -130,7 +142,7 @@ class Layout:
         y, log_det = LogPt().forward(y)
         jets = torch.tensor([k in _JETS for k in self.kinds], device=y.device).expand(len(y), -1)
         y, log_mass = LogMass(offset=1.0).forward(y, jets)
-        a, log_a = feature_from_azimuth(y[..., 2], phi_ref.to(y)[:, None])
+        a, log_a = feature_from_azimuth(y[..., 2], _per_slot(phi_ref.to(y)))
         y = torch.cat([y[..., :2], a[..., None], y[..., 3:]], -1)
         log_det = log_det + log_mass + log_a.sum(-1)
         x = torch.cat([y[:, i, cols] for i, cols in enumerate(self.columns)], -1)
@@ -153,7 +165,7 @@ class Layout:
         y = LogPt().inverse(LogMass(offset=1.0).inverse(y, jets))
         mass = torch.tensor([_MASS.get(k, 0.0) for k in self.kinds], dtype=x.dtype, device=x.device)
         y[..., 3] = torch.where(jets, y[..., 3].clamp(min=0.0), mass)
-        y[..., 2] = azimuth_from_feature(y[..., 2], phi_ref.to(x)[:, None])
+        y[..., 2] = azimuth_from_feature(y[..., 2], _per_slot(phi_ref.to(x)))
         kind = torch.tensor(self.kinds, device=x.device).expand(b, -1)
         mask = torch.ones(b, s, dtype=torch.bool, device=x.device)
         if not self.charge_order:

@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from memzoo.events import Particles
+from memzoo.events import Particles, wrap_phi
 from memzoo.preprocessing import Standardise
 from memzoo_cinn.bayesian import BayesianConfig, BayesianMixin, NetworkConfig, build_flow, make_bayesian, resolve_sizes
-from memzoo_cinn.features import Layout, standardise
+from memzoo_cinn.features import Layout, circular_mean, standardise
 
 __all__ = ["BayesianCINNTransfer", "CINNTransfer", "hard_log_columns", "unpack"]
 
@@ -109,10 +109,19 @@ class CINNTransfer(nn.Module):
         self.register_buffer("reco_std", torch.ones(n_reco, dtype=torch.float64))
         self.register_buffer("hard_mean", torch.zeros(n_hard, dtype=torch.float64))
         self.register_buffer("hard_std", torch.ones(n_hard, dtype=torch.float64))
+        # per-slot azimuth offsets from the reference (fitted): keeps each slot's Δφ away from the cut
+        self.register_buffer("phi_offset", torch.zeros(len(self.layout.kinds), dtype=torch.float64))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # bundles written before the per-slot offsets existed measured every slot from the reference
+        state_dict.setdefault(prefix + "phi_offset", torch.zeros_like(self.phi_offset))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _phi_ref(self, hard: torch.Tensor) -> torch.Tensor:
+        """``(B, S)`` reference azimuth of each slot: the first ``hard_phi`` column plus the slot's offset."""
         phi = self.config.hard_phi
-        return hard[:, phi[0]].to(torch.float64) if phi else hard.new_zeros(len(hard), dtype=torch.float64)
+        ref = hard[:, phi[0]].to(torch.float64) if phi else hard.new_zeros(len(hard), dtype=torch.float64)
+        return ref[:, None] + self.phi_offset.to(ref.device)
 
     def _check_hard(self, hard: torch.Tensor) -> None:
         if hard.ndim != 2 or hard.shape[1] != self.config.hard_dim:
@@ -126,9 +135,13 @@ class CINNTransfer(nn.Module):
     def fit_preprocessing(self, reco: Particles, hard: torch.Tensor, charge: torch.Tensor | None = None) -> None:
         """Fit the feature standardisation on training pairs (events of the layout only)."""
         self._check_hard(hard)
-        x, _, valid = self.layout.features(reco, self._phi_ref(hard), charge)
+        self.phi_offset.zero_()
+        p, valid = self.layout.select(reco, charge)
         if int(valid.sum()) < 2:
             raise ValueError("fit_preprocessing needs at least two events with the layout's reco objects.")
+        ref = self._phi_ref(hard).to(p.device)
+        self.phi_offset.copy_(circular_mean(wrap_phi(p[..., 2].atan2(p[..., 1]) - ref)[valid]).to(self.phi_offset))
+        x, _, valid = self.layout.features(reco, self._phi_ref(hard), charge)
         c = hard_log_columns(hard, self.config.log_hard)[0]
         for (mean, std), data in (((self.reco_mean, self.reco_std), x), ((self.hard_mean, self.hard_std), c)):
             fitted = Standardise().fit(data[valid.to(data.device)])

@@ -171,6 +171,15 @@ def test_two_muons_with_charges_and_met():
     sampled = transfer.sample(hard)
     assert sampled.charge.tolist()[0] == [-1, 1] and sampled.kind.tolist()[0] == [13, 13]
     assert torch.isfinite(transfer.log_prob(sampled, hard)).all()
+    # the μ⁺ is back to back with the hard μ⁻ azimuth: its slot is measured from φ⁻ + π, away from the cut
+    offset = wrap_phi(transfer.phi_offset - torch.tensor([0.0, math.pi], dtype=torch.float64))
+    assert offset.abs().max() < 0.05
+    x = transfer.layout.features(reco, transfer._phi_ref(hard))[0]
+    assert x[:, 5].abs().max() < 0.1  # atanh(Δφ/π) of the μ⁺ slot stays near 0
+    state = {k: v for k, v in transfer.state_dict().items() if k != "phi_offset"}
+    old = CINNTransfer(CINNTransfer.Config(**layout, **TINY))
+    old.load_state_dict(state, strict=True)  # bundles from before the offsets load with zero offsets
+    assert old.phi_offset.abs().max() == 0
     unpaired = Particles(reco.p[:, :1], reco.kind[:, :1], reco.mask[:, :1])
     with pytest.raises(ValueError, match="charge"):
         transfer.log_prob(unpaired, hard)
