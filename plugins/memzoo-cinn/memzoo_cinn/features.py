@@ -125,13 +125,20 @@ class Layout:
         return torch.where(valid[:, None, None], p, safe), valid
 
     def features(
-        self, reco: Particles, phi_ref: torch.Tensor, charge: torch.Tensor | None = None
+        self,
+        reco: Particles,
+        phi_ref: torch.Tensor,
+        charge: torch.Tensor | None = None,
+        shift: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Reco objects → unstandardised features.
 
         Args:
             reco: B reco events.
             phi_ref: ``(B,)`` reference azimuth in rad, or ``(B, S)`` one per slot.
+            shift: optional ``(B, S, 2)`` references subtracted from (log pT, η) of each slot,
+                e.g. the matching hard particle's: the features become log(pT/pT_ref) and
+                η − η_ref (shifts, so the Jacobian is unchanged).
 
         Returns:
             ``x (B, F)`` float64, ``log_det (B,)`` = log |∂x/∂(pT, η, φ, m)| summed over the
@@ -142,13 +149,15 @@ class Layout:
         y, log_det = LogPt().forward(y)
         jets = torch.tensor([k in _JETS for k in self.kinds], device=y.device).expand(len(y), -1)
         y, log_mass = LogMass(offset=1.0).forward(y, jets)
+        if shift is not None:
+            y = torch.cat([y[..., :2] - shift.to(y), y[..., 2:]], -1)
         a, log_a = feature_from_azimuth(y[..., 2], _per_slot(phi_ref.to(y)))
         y = torch.cat([y[..., :2], a[..., None], y[..., 3:]], -1)
         log_det = log_det + log_mass + log_a.sum(-1)
         x = torch.cat([y[:, i, cols] for i, cols in enumerate(self.columns)], -1)
         return x, log_det, valid
 
-    def particles(self, x: torch.Tensor, phi_ref: torch.Tensor) -> Particles:
+    def particles(self, x: torch.Tensor, phi_ref: torch.Tensor, shift: torch.Tensor | None = None) -> Particles:
         """Inverse of :meth:`features`: ``x (B, F)`` → B events with the layout's kinds (float64).
 
         With ``charge_order`` the result carries charges: per kind, the first half of its slots
@@ -161,6 +170,8 @@ class Layout:
         for i, cols in enumerate(self.columns):
             y[:, i, cols] = x[:, start : start + len(cols)]
             start += len(cols)
+        if shift is not None:
+            y[..., :2] = y[..., :2] + shift.to(y)
         jets = torch.tensor([k in _JETS for k in self.kinds], device=x.device).expand(b, -1)
         y = LogPt().inverse(LogMass(offset=1.0).inverse(y, jets))
         mass = torch.tensor([_MASS.get(k, 0.0) for k in self.kinds], dtype=x.dtype, device=x.device)

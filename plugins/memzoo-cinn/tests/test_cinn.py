@@ -20,6 +20,7 @@ from memzoo.testing import (
     check_roundtrip,
     check_sampler,
     check_transfer_model,
+    transfer_normalisation,
 )
 
 TINY = {"blocks": 2, "layers": 1, "hidden": 16, "bins": 4}
@@ -119,6 +120,51 @@ def test_training_approaches_exact_nll():
         after = float(-model.log_prob(val_reco, val_hard).mean())
     exact = float(-val_exact.mean())
     assert (after - exact) < 0.15 * (before - exact), f"NLL {before:.3f} → {after:.3f}, exact {exact:.3f}"
+
+
+def test_relative_features_learn_a_sharp_response_and_stay_normalised():
+    """log(pT/pT_hard) and η − η_hard features (hard_pt, hard_eta) for a 10⁻³ η/φ resolution.
+
+    The same 2 s of training as absolute features closes the NLL gap to the exact density much
+    further (measured: 150 steps leave absolute features 3.2 nats above the exact NLL, relative
+    ones 0.03); the density stays normalised (Z within 5 standard errors).
+    """
+    gen = torch.Generator().manual_seed(0)
+
+    def pairs(n):
+        u = torch.rand(n, 3, generator=gen, dtype=torch.float64)
+        hard = torch.stack([25 + 75 * u[:, 0], 4 * u[:, 1] - 2, math.pi * (2 * u[:, 2] - 1)], -1)
+        sigma = torch.tensor([0.02, 1e-3, 1e-3], dtype=torch.float64)  # relative pT, η, φ
+        z = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+        x = torch.stack([hard[:, 0] * (1 + sigma[0] * z[:, 0]), hard[:, 1] + sigma[1] * z[:, 1]], -1)
+        phi = wrap_phi(hard[:, 2] + sigma[2] * z[:, 2])
+        four = from_ptetaphim(torch.cat([x, phi[:, None], torch.full((n, 1), 0.10566)], -1))
+        reco = Particles(four[:, None], torch.full((n, 1), 13), torch.ones(n, 1, dtype=torch.bool))
+        exact = (-0.5 * z**2 - torch.log(sigma)).sum(-1) - 1.5 * math.log(2 * math.pi) - torch.log(x[:, 0])
+        return reco, hard, exact
+
+    reco, hard, _ = pairs(4096)
+    val_reco, val_hard, val_exact = pairs(2000)
+    gaps = {}
+    for name, extra in (("absolute", {}), ("relative", {"hard_pt": (0,), "hard_eta": (1,)})):
+        torch.manual_seed(0)
+        model = CINNTransfer(CINNTransfer.Config(blocks=3, layers=2, hidden=32, bins=8, **extra))
+        model.fit_preprocessing(reco, hard)
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        batches = torch.Generator().manual_seed(2)
+        for _ in range(150):
+            rows = torch.randint(0, len(hard), (256,), generator=batches)
+            loss = model.loss({"reco": reco[rows], "hard": hard[rows]})
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            gaps[name] = float(-model.log_prob(val_reco, val_hard).mean() + val_exact.mean())
+    assert gaps["relative"] < 0.5 and gaps["relative"] < gaps["absolute"] - 1.0, gaps
+    z, err, pull = transfer_normalisation(model, val_hard[:1])
+    assert abs(z - 1) < 5 * err + 0.02 and pull < 5, (z, err, pull)
+    with pytest.raises(ValueError, match="one hard column"):
+        CINNTransfer(CINNTransfer.Config(hard_pt=(0, 0)))
 
 
 def test_replicas():
