@@ -66,6 +66,8 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=4000)
     parser.add_argument("--bootstrap", type=int, default=16)
     parser.add_argument("--grid", default="0.17:0.29:13", help="sin²θ_eff START:STOP:N")
+    parser.add_argument("--engine", default="local", choices=["local", "ray"], help="ray: one worker per core")
+    parser.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per core)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -76,7 +78,17 @@ def main() -> None:
     fits, curves = {}, {}
     for name, model in models.items():
         path = args.out / f"{name}.h5"
-        integrate_dataset(model, args.data, grid, path, n_events=args.events, chunk_size=50, options=options)
+        integrate_dataset(
+            model,
+            args.data,
+            grid,
+            path,
+            n_events=args.events,
+            chunk_size=50,
+            options=options,
+            engine=args.engine,
+            workers=args.workers,
+        )
         res = read_results(path)
         central = -2 * res.logp.sum(0)
         replicas = -2 * res.logp_replicas.sum(0)  # (T, M)
