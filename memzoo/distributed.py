@@ -83,7 +83,10 @@ class ChunkWorker:
             device = "cuda"  # Ray shows each worker only its own GPU, as device 0
         torch.set_num_threads(threads)
         if tracking_uri:
+            from memzoo.tracking import configure_tracking
+
             os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+            configure_tracking()  # Ray reuses worker processes: one may point MLflow at another store
         parts = load_model_spec(model)[0]
         self.integrate_chunk = ChunkIntegrator(parts, options, theta, device, sigma_fid)
 
