@@ -116,9 +116,12 @@ def _tracking_uri(model: str) -> str | None:
     """The driver's MLflow store when the model lives in it, so that workers read the same one."""
     if not model.startswith(("models:/", "runs:/")):
         return None
+    import mlflow
+
     from memzoo.tracking import ensure_tracking
 
-    return ensure_tracking()
+    ensure_tracking()  # the embedded default when this process has chosen no store yet
+    return mlflow.get_tracking_uri()  # the store the driver really uses (it may have been switched since)
 
 
 def _n_workers(ray: Any, workers: int | None, gpu: bool, threads: int) -> int:
