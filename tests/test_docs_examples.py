@@ -162,7 +162,6 @@ def champion(docs_mlflow):
         ("events = 60000", "events = 1500"),
         ("chunk_size = 10000", "chunk_size = 1500"),
         ("epochs = 15", "epochs = 1"),
-        ("epochs = 5", "epochs = 1"),
         ("epochs = 40", "epochs = 1"),
     ]:
         assert old in text, f"registry/drell-yan/cinn.toml changed: update the docs fixture ({old!r})"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 import torch
@@ -97,9 +96,9 @@ def smeared_pairs(n: int, seed: int) -> tuple[Particles, torch.Tensor, torch.Ten
 
 
 def test_training_approaches_exact_nll():
-    """3 s of Adam on 4096 pairs closes >= 85 % of the gap to the exact Gaussian NLL.
+    """200 Adam steps on 4096 pairs close >= 85 % of the gap to the exact Gaussian NLL.
 
-    Measured (2 shared cores, 1 thread): NLL 4.20 → −2.46 against the exact −2.86 (≈ 94 %).
+    Measured with an earlier 3 s budget (2 shared cores): NLL 4.20 → −2.46 against the exact −2.86.
     """
     torch.manual_seed(0)
     reco, hard, _ = smeared_pairs(4096, 0)
@@ -109,8 +108,8 @@ def test_training_approaches_exact_nll():
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     with torch.no_grad():
         before = float(-model.log_prob(val_reco, val_hard).mean())
-    gen, start = torch.Generator().manual_seed(2), time.monotonic()
-    while time.monotonic() - start < 3.0:
+    gen = torch.Generator().manual_seed(2)
+    for _ in range(200):  # a fixed number of steps: the result must not depend on the machine's load
         rows = torch.randint(0, len(hard), (256,), generator=gen)
         loss = model.loss({"reco": reco[rows], "hard": hard[rows]})
         opt.zero_grad()

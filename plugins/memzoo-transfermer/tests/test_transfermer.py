@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 
 import pytest
 import torch
@@ -194,7 +193,10 @@ def smeared_pairs(n: int, seed: int) -> tuple[Particles, torch.Tensor, torch.Ten
 
 
 def test_training_approaches_exact_nll():
-    """A few seconds of Adam on smeared muons close most of the gap to the exact Gaussian NLL."""
+    """300 Adam steps on smeared muons close most of the gap to the exact Gaussian NLL.
+
+    A fixed number of steps, not a time budget: the result must not depend on the machine's load.
+    """
     torch.manual_seed(0)
     reco, hard, _ = smeared_pairs(4096, 0)
     val_reco, val_hard, val_exact = smeared_pairs(1000, 1)
@@ -203,8 +205,8 @@ def test_training_approaches_exact_nll():
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     with torch.no_grad():
         before = float(-model.log_prob(val_reco, val_hard).mean())
-    gen, start = torch.Generator().manual_seed(2), time.monotonic()
-    while time.monotonic() - start < 6.0:
+    gen = torch.Generator().manual_seed(2)
+    for _ in range(300):
         rows = torch.randint(0, len(hard), (256,), generator=gen)
         loss = model.loss({"reco": reco[rows], "hard": hard[rows]})
         opt.zero_grad()
