@@ -20,15 +20,6 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 TINY = {"layers": 2, "hidden": 16, "time_features": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread (the root conftest does not reach plugins/): tiny nets on shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class _Fitted:
     """Suites run on models whose standardisation is fitted to the problem, as after training setup."""
 

@@ -16,14 +16,6 @@ from memzoo_cfm.ode import hutchinson_probes, log_density, sample_flow, standard
 from torch import nn
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class LinearField(nn.Module):
     """v(x, t | c) = (A₀ + c A₁) x + c b, constant in t (rows independent)."""
 

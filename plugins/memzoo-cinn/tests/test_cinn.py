@@ -25,15 +25,6 @@ from memzoo.testing import (
 TINY = {"blocks": 2, "layers": 1, "hidden": 16, "bins": 4}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread (the root conftest does not reach plugins/): tiny nets on shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class _Fitted:
     """Suites run on models whose standardisation is fitted to the problem, as after training
     setup (unfitted, the pT context reaches ~100 and the broad importance density of the

@@ -23,15 +23,6 @@ from memzoo.training_config import TrainingConfig
 TINY = {"layers": 2, "hidden": 16}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread (the root conftest does not reach plugins/): tiny nets on shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class TestRegression(LikelihoodSuite):
     name = "regression"
     config = TINY

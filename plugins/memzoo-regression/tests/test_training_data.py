@@ -22,14 +22,6 @@ REGISTRY = Path(__file__).parents[3] / "registry"
 GRID = [0.19, 0.23, 0.27]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def integrated(tmp_path_factory):
     """40 accepted Drell-Yan events integrated with the exact card on a 3-point grid."""

@@ -24,15 +24,6 @@ TINY = {
 JETS = {"objects": ("bjet", "jet"), "extra": "jet", "max_extra": 2, "hard_kinds": (1, 5)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread (the root conftest does not reach plugins/): tiny nets on shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def jet_problem(n: int = 64, seed: int = 0, device="cpu") -> ToyProblem:
     """A light quark and a b quark (hard (pT, η, φ) triples) → a b-jet, a jet and 0–2 extra jets.
 

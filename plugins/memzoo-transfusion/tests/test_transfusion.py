@@ -24,15 +24,6 @@ TINY = {
 JETS = {"objects": ("bjet", "jet"), "extra": "jet", "max_extra": 2, "hard_kinds": (1, 5)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread (the root conftest does not reach plugins/): tiny nets on shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def jet_problem(n: int = 48, seed: int = 0, device="cpu") -> ToyProblem:
     """A light and a b quark (hard (pT, η, φ) triples) → a b-jet and a jet (5 % pT, 0.03 η/φ smearing,
     masses 8–12 GeV) plus 0–2 extra jets (pT 25–60 GeV), stored in a shuffled order."""
