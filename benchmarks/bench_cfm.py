@@ -1,7 +1,7 @@
 """CFM transfer densities: throughput vs cINN and Transfermer, and ODE steps vs likelihood accuracy.
 
 Usage: ``python benchmarks/bench_cfm.py [--size small|paper] [--events 1000] [--repeats 2]
-[--train-steps 300] [--device cpu|cuda] [--threads 1]``.
+[--train-steps 300] [--device cpu|cuda] [--threads 1] [--json PATH | --no-json]``.
 
 Part 1 (throughput): the tHj hadronic layout (2 photons, 1 b-jet, 3 jets) and the networks of the
 cards ``registry/thj/{cinn,transfermer,cfm,transfusion}.toml`` at the chosen size, on the same
@@ -28,23 +28,24 @@ import torch
 
 import memzoo
 
+try:
+    from benchmarks._common import Recorder, add_json_arguments, best_throughput, sig
+except ModuleNotFoundError:  # run as a script: python benchmarks/bench_cfm.py
+    from _common import Recorder, add_json_arguments, best_throughput, sig
+
+#: How the docs name the networks and settings.
+NAMES = {
+    "cfm": "cfm (exact divergence, 22 features)",
+    "transfusion": "transfusion (exact, 3–4 per object)",
+}
 LAYOUT = ["photon", "photon", "bjet", "jet", "jet", "jet"]
 
 
 def throughput(model, reco, hard, repeats: int) -> float:
     """Best-of-``repeats`` density evaluations per second of ``model.log_prob(reco, hard)``."""
-    best = float("inf")
     with torch.no_grad():
         model.log_prob(reco[:16], hard[:16])  # warm-up
-        for _ in range(repeats):
-            if hard.is_cuda:
-                torch.cuda.synchronize()
-            tick = time.perf_counter()
-            model.log_prob(reco, hard)
-            if hard.is_cuda:
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - tick)
-    return len(hard) / best
+        return best_throughput(lambda: model.log_prob(reco, hard), len(hard), repeats, cuda=hard.is_cuda)
 
 
 def count_velocity_calls(model) -> list[int]:
@@ -125,8 +126,10 @@ def main() -> None:
     parser.add_argument("--accuracy-events", type=int, default=200)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
+    add_json_arguments(parser, "cfm")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    rec = Recorder.from_args("cfm", args, args.device)
     torch.manual_seed(0)
     dev = torch.device(args.device)
     gen = torch.Generator().manual_seed(0)
@@ -142,11 +145,15 @@ def main() -> None:
     print(f"device {dev} ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s), size {args.size}, batch {len(hard)}")  # fmt: skip
     rates = {k: throughput(m.to(dev).eval(), reco, hard, args.repeats) for k, m in models.items()}
+    throughput_rows = rec.table("throughput", ["network", "parameters", "density evaluations / s", "ratio to cINN"])
     print("\n| network | parameters | density evaluations / s | ratio to cINN |")
     print("| --- | --- | --- | --- |")
     for label, rate in rates.items():
         params = sum(p.numel() for p in models[label].parameters())
         print(f"| {label} | {params / 1e6:.2f}M | {rate:.3g} | {rate / rates['cinn']:.3g} |")
+        cells = [NAMES.get(label, label), f"{params / 1e6:.2f}M", sig(rate), f"{rate / rates['cinn']:.2g}"]
+        throughput_rows.append(cells)
+    per_model = {}
     m = args.accuracy_events
     for label in ("cfm", "transfusion"):
         model = models[label].train()
@@ -155,8 +162,27 @@ def main() -> None:
         print(f"\n{label}: trained {args.train_steps} steps (last loss {last:.3f}); {m} events; reference dopri5 1e-7")
         print("| solver | mean abs(Δ log p) | max abs(Δ log p) | velocity evaluations | ms / event |")
         print("| --- | --- | --- | --- | --- |")
-        for name, mean, worst, nfe, ms in accuracy(model, reco[:m], hard[:m]):
+        per_model[label] = accuracy(model, reco[:m], hard[:m])
+        rec.notes[f"{label}_last_loss"] = round(last, 3)
+        for name, mean, worst, nfe, ms in per_model[label]:
             print(f"| {name} | {mean:.2e} | {worst:.2e} | {nfe:.0f} | {ms:.3g} |")
+    columns = ["solver"]
+    for label in per_model:
+        columns += [f"{label}: mean / max abs(Δ log p)", "evaluations", "ms / event"]
+    table = rec.table("accuracy", columns)
+    for k, (name, *_) in enumerate(next(iter(per_model.values()))):
+        row = [name + (" (thesis)" if name == "RK4 step 0.05" else "")]
+        for rows in per_model.values():
+            _, mean, worst, nfe, ms = rows[k]
+            row += [f"{_small(mean)} / {_small(worst)}", f"{nfe:.0f}", sig(ms, 2)]
+        table.append(row)
+    rec.notes.update(events=len(hard), accuracy_events=m, train_steps=args.train_steps, repeats=args.repeats)
+    rec.write()
+
+
+def _small(value: float) -> str:
+    """Two significant figures, powers of ten below 0.01 (as ``docs/benchmarks.md`` writes them)."""
+    return sig(value, 2) if value >= 0.01 else f"{value:.1e}".replace("e-0", "e-")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,11 @@ from memzoo.data import read_dataset
 from memzoo.integrator import MEMIntegrator
 from memzoo.simulation.simulate import SimulationConfig, simulate
 
+try:
+    from benchmarks._common import Recorder, add_json_arguments, sig
+except ModuleNotFoundError:  # run as a script: python benchmarks/bench_integrator.py
+    from _common import Recorder, add_json_arguments, sig
+
 CARD = Path(__file__).parents[1] / "registry" / "drell-yan" / "gaussian.toml"
 
 
@@ -67,8 +72,10 @@ def main() -> None:
     parser.add_argument("--vegas-events", type=int, default=10)
     parser.add_argument("--target", type=float, default=0.01)
     parser.add_argument("--device", default="cpu")
+    add_json_arguments(parser, "integrator")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    rec = Recorder.from_args("integrator", args, args.device)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "dy.h5"
         simulate(
@@ -106,6 +113,15 @@ def main() -> None:
         f"{v_wall / n_ref / (wall / n_int):.1f}x wall time; "
         f"memzoo throughput {evals / wall:.0f} points/s ({len(theta)} θ each)"
     )
+    table = rec.table("cost", ["", "integrand evaluations per (event, θ)", "wall time per (event, θ)"])
+    table.append(["memzoo `MEMIntegrator`", f"{evals / n_int:.0f}", f"{1e3 * wall / n_int:.3g} ms"])
+    table.append(["`vegas` per event and θ", f"{v_evals / n_ref:.0f}", f"{1e3 * v_wall / n_ref:.3g} ms"])
+    table.append(["ratio", f"{v_evals / n_ref / (evals / n_int):.1f}×", f"{v_wall / n_ref / (wall / n_int):.1f}×"])
+    rec.notes.update(
+        events=len(reco), theta_points=len(theta), vegas_integrals=n_ref, target=args.target,
+        reached_fraction=reached, memzoo_points_per_s=sig(evals / wall, 2), memzoo_wall_s=round(wall, 1),
+    )  # fmt: skip
+    rec.write()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,11 @@ import torch
 
 from memzoo.physics.pdf import load_pdf
 
+try:
+    from benchmarks._common import Recorder, add_json_arguments, sig
+except ModuleNotFoundError:  # run as a script: python benchmarks/bench_pdf.py
+    from _common import Recorder, add_json_arguments, sig
+
 __all__ = ["main"]
 
 
@@ -62,7 +67,11 @@ def main() -> None:
         default=[1, torch.get_num_threads()],
         help="torch intra-op thread counts to try (on a loaded CPU, 1 is often fastest)",
     )
+    add_json_arguments(ap, "pdf")
     args = ap.parse_args()
+    rec = Recorder.from_args("pdf", args, args.device)
+    table = rec.table("throughput", ["implementation", "threads", "batch", "points/s", "vs Pythia loop"])
+    labels = {"lhapdf": "memzoo, LHAPDF log-bicubic", "pythia": "memzoo, Pythia-compatible Lagrange"}
     rng = np.random.default_rng(1)
     pdf = load_pdf(args.name)
     nmax = int(max(args.batches))
@@ -71,6 +80,7 @@ def main() -> None:
     py_rate = _pythia_rate(args.pset, x[: args.pythia_points], q2[: args.pythia_points])
     print(f"torch {torch.__version__}, device={args.device}, {args.name}")
     print(f"pythia8mc PDF::xf python loop (13 flavours): {py_rate:11.4g} points/s ({args.pythia_points} pts)")
+    table.append(["pythia8mc `xf`, Python loop", "1", "1", sig(py_rate, 2), "1"])
     for threads in dict.fromkeys(args.threads):
         torch.set_num_threads(threads)
         for interp in args.interpolations:
@@ -83,6 +93,10 @@ def main() -> None:
                     f"torch xfxq2_all {interp:>6s}, {threads} thread(s), batch {n:>8d}: {rate:11.4g} "
                     f"points/s  ratio {rate / py_rate:6.1f}x"
                 )
+                table.append([labels[interp], str(threads), f"{n:.0e}".replace("e+0", "e"), sig(rate, 2),
+                              f"{rate / py_rate:.1f}×"])  # fmt: skip
+    rec.notes["pythia_points"] = args.pythia_points
+    rec.write()
 
 
 if __name__ == "__main__":

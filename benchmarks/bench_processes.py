@@ -14,6 +14,11 @@ from collections.abc import Callable
 
 import torch
 
+try:
+    from benchmarks._common import Recorder, add_json_arguments, sig
+except ModuleNotFoundError:  # run as a script: python benchmarks/bench_processes.py
+    from _common import Recorder, add_json_arguments, sig
+
 __all__ = ["PROCESSES", "bench"]
 
 
@@ -28,6 +33,13 @@ def _factory(name: str) -> Callable[[], object]:
 
 #: Process factories by registry name (the built-ins; any registered process works).
 PROCESSES: dict[str, Callable[[], object]] = {name: _factory(name) for name in ("drell-yan", "thj")}
+
+
+#: How the docs name each process in the table.
+DESCRIPTIONS = {
+    "drell-yan": "drell-yan (5 quark flavours, both orderings, γ/Z)",
+    "thj": "thj (8 channels × 2 orderings, 2 diagrams, helicity sums)",
+}
 
 
 def _evaluate(process, u: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -68,8 +80,12 @@ def main() -> None:
     parser.add_argument("processes", nargs="*", default=list(PROCESSES), help=f"any of {list(PROCESSES)}")
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    add_json_arguments(parser, "processes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    rec = Recorder.from_args("processes", args)
+    columns = ["process", "batched evals/s", "point-by-point evals/s", "ratio"]
+    table = rec.table("throughput", columns)
     for name in args.processes:
         if name not in PROCESSES:
             raise SystemExit(f"Unknown process {name!r}. Must be one of {list(PROCESSES)}.")
@@ -79,6 +95,10 @@ def main() -> None:
             f"{r['batched_per_s']:12.0f} evals/s batched, "
             f"{r['naive_per_s']:8.0f} evals/s point-by-point loop, ratio {r['ratio']:.0f}x"
         )
+        label = DESCRIPTIONS.get(name, name)
+        table.append([label, sig(r["batched_per_s"]), f"{r['naive_per_s']:.0f}", f"{r['ratio']:.0f}×"])
+    rec.notes.update(batch=args.batch, threads=args.threads)
+    rec.write()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """``memzoo integrate`` on Ray: speed-up with 1 and 2 workers against the single-process engine.
 
 Usage: ``python benchmarks/bench_ray.py [--events 48] [--chunk-size 6] [--theta-points 13] [--points 2000]
-[--target 0.02] [--repeat 2]``.
+[--target 0.02] [--repeat 2] [--json PATH | --no-json]``.
 
 Drell-Yan events from the parametric detector, the exact-transfer card
 (``registry/drell-yan/gaussian.toml``, target 2 %), one θ grid. The same job runs three times
@@ -30,6 +30,11 @@ import torch
 from memzoo.integration_job import integrate_dataset, prepare_job
 from memzoo.results import read_results
 from memzoo.simulation.simulate import SimulationConfig, simulate
+
+try:
+    from benchmarks._common import Recorder, add_json_arguments, sig
+except ModuleNotFoundError:  # run as a script: python benchmarks/bench_ray.py
+    from _common import Recorder, add_json_arguments, sig
 
 CARD = Path(__file__).parents[1] / "registry" / "drell-yan" / "gaussian.toml"
 
@@ -65,7 +70,9 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.02, help="target relative error per event and θ")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each engine; the fastest is reported")
     parser.add_argument("--data", help="an existing Drell-Yan dataset (default: simulate one)")
+    add_json_arguments(parser, "ray")
     args = parser.parse_args()
+    rec = Recorder.from_args("ray", args)
     import ray
 
     torch.set_num_threads(1)
@@ -120,15 +127,26 @@ def main() -> None:
     print(f"integrand evaluations: {evaluations} ({evaluations / args.events:.0f} per event, all θ at once)")
     print(f"ray.init (local, 2 CPUs): {t_init:.1f} s; files bit-identical: {identical}")
     print(f"best of {args.repeat} runs each")
+    columns = ["engine", "workers", "wall time", "events/s", "vs 1 Ray worker", "vs single process"]
+    table = rec.table("engines", columns)
     print("| engine | workers | wall time [s] | events/s | speed-up vs 1 Ray worker | vs single process |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, workers, t in (("local", 1, t_local), ("ray", 1, t_one), ("ray", 2, t_two)):
         rate = args.events / t
         print(f"| {name} | {workers} | {t:.1f} | {rate:.2f} | {t_one / t:.2f}x | {t_local / t:.2f}x |")
+        table.append([name, str(workers), f"{t:.1f} s", f"{rate:.2f}", f"{t_one / t:.2f}×", f"{t_local / t:.2f}×"])
     print(f"two plain processes vs one on this machine right now (the ceiling): {ceiling:.2f}x")
     print(f"driver: reading the model and data + σ_fid (10 x 10^4 points): {t_fid:.1f} s of each run")
     rate = evaluations / max(t_local - t_fid, 1e-9)
     print(f"single-process integrand throughput: {rate:.3g} evaluations/s (1 thread, σ_fid excluded)")
+    rec.notes.update(
+        events=args.events, theta_points=args.theta_points, chunk_size=args.chunk_size, points=args.points,
+        target=args.target, repeat=args.repeat, evaluations=evaluations, ray_init_s=round(t_init, 1),
+        bit_identical=identical, two_process_ceiling=round(ceiling, 2), ray_version=ray.__version__,
+        driver_setup_s=round(t_fid, 1), single_process_evaluations_per_s=sig(rate, 2),
+        load_before_runs=round(load_before, 1),
+    )  # fmt: skip
+    rec.write()
 
 
 if __name__ == "__main__":

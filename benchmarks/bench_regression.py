@@ -1,6 +1,6 @@
 """Speed of the regression surrogate: weights per second vs the paper's 150 μs/weight and vs the integrator.
 
-Usage: ``python benchmarks/bench_regression.py [--events 100] [--rows 200000] [--threads 1]``.
+Usage: ``python benchmarks/bench_regression.py [--events 100] [--rows 200000] [--threads 1] [--json PATH | --no-json]``.
 
 1. Weights: the same accepted Drell-Yan events (parametric detector) × the 13-point
    sin²θ_eff grid 0.10:0.40 of ``registry/drell-yan/regression.toml``, once with the exact
@@ -25,6 +25,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
+try:
+    from benchmarks._common import Recorder, add_json_arguments, sig
+except ModuleNotFoundError:  # run as a script: python benchmarks/bench_regression.py
+    from _common import Recorder, add_json_arguments, sig
+
 ROOT = Path(__file__).parents[1]
 EXACT = ROOT / "registry" / "drell-yan" / "gaussian.toml"
 CARD = ROOT / "registry" / "drell-yan" / "regression.toml"
@@ -46,8 +51,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    add_json_arguments(parser, "regression")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    rec = Recorder.from_args("regression", args, args.device)
     from memzoo_regression.loader import ChunkedTensorLoader
 
     from memzoo.cards import load_card
@@ -111,13 +118,26 @@ def main() -> None:
     print(f"Machine: {machine}; {len(reco)} events x {len(theta)} θ = {n_weights} weights")
     print("\n| method | μs per weight | weights/s | vs paper's 150 μs | vs integrator |")
     print("| --- | --- | --- | --- | --- |")
-    for name, value in us.items():
+    labels = [f"integrator ({len(theta)} θ per pass)", f"surrogate, same {n_weights} weights",
+              f"surrogate, {args.rows:.0e} rows in one call".replace("e+0", "e")]  # fmt: skip
+    weights = rec.table("weights", ["method", "μs per weight", "weights/s", "vs paper's 150 μs", "vs integrator"])
+    for label, (name, value) in zip(labels, us.items()):
         print(f"| {name} | {value:.3g} | {1e6 / value:.3g} | {150 / value:.3g}× | {us['integrator'] / value:.3g}× |")
+        ratio = us["integrator"] / value
+        weights.append([label, sig(value, 2), sig(1e6 / value, 2), f"{sig(150 / value, 2)}×", f"{ratio:.0f}×"])
     print(f"\n| loader ({args.rows} rows, batch 512, one shuffled epoch) | seconds | vs DataLoader |")
     print("| --- | --- | --- |")
     base = t_load["torch DataLoader (per-row collate)"]
-    for name, value in t_load.items():
+    labels = ["torch `DataLoader` (per-row fetch and collate)", "`DataLoader` over a `BatchSampler` (memzoo `Trainer`)",
+              "`ChunkedTensorLoader` (64 batches per gather)"]  # fmt: skip
+    loading = rec.table("loading", ["loader", "seconds", "vs DataLoader"])
+    for label, (name, value) in zip(labels, t_load.items()):
         print(f"| {name} | {value:.3g} | {base / value:.3g}× |")
+        ratio = base / value
+        shown = "1" if value == base else f"{ratio:.2g}×" if ratio < 10 else f"{ratio:.0f}×"
+        loading.append([label, sig(value), shown])
+    rec.notes.update(events=len(reco), theta_points=len(theta), rows=args.rows)
+    rec.write()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,17 @@ import torch
 
 from memzoo.simulation.simulate import SimulationConfig, _Pipeline
 
+try:
+    from benchmarks._common import Recorder, add_json_arguments
+except ModuleNotFoundError:  # run as a script: python benchmarks/bench_simulation.py
+    from _common import Recorder, add_json_arguments
+
+LABELS = {
+    ("drell-yan", "parametric"): "Drell-Yan, parametric",
+    ("thj", "parametric"): "tHj hadronic, parametric",
+    ("drell-yan", "pythia"): "Drell-Yan, Pythia 8 + FastJet",
+    ("thj", "pythia"): "tHj hadronic, Pythia 8 + FastJet",
+}
 CHAINS = [
     ("drell-yan", "parametric"),
     ("thj", "parametric"),
@@ -44,8 +55,12 @@ def bench(process: str, detector: str, n: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2000)
+    add_json_arguments(parser, "simulation")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    rec = Recorder.from_args("simulation", args)
+    columns = ["chain", "events/s/core (full chain)", "hard sampling alone", "ratio", "acceptance"]
+    table = rec.table("chains", columns)
     print(f"torch {torch.__version__}, 1 thread, {args.events} events per chain")
     for process, detector in CHAINS:
         r = bench(process, detector, args.events)
@@ -55,6 +70,10 @@ def main() -> None:
             f"{r['hard_only_per_s']:8.1f} events/s hard sampling alone (ratio {ratio:.2f}), "
             f"acceptance {r['accepted']:.3f}"
         )
+        table.append([LABELS[process, detector], f"{r['events_per_s']:.0f}", f"{r['hard_only_per_s']:.0f}",
+                      f"{ratio:.2f}", f"{r['accepted']:.3f}"])  # fmt: skip
+    rec.notes["events"] = args.events
+    rec.write()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Transfer-density throughput: the Transfermer vs the Transfer-cINN on the same events and device.
 
-Usage: ``python benchmarks/bench_transfer.py [--size small|paper] [--events 10000] [--repeats 3]
-[--device cpu|cuda] [--threads 1]``.
+Usage: ``python benchmarks/bench_transfer.py [--size small paper] [--events 10000 2000] [--repeats 3]
+[--device cpu|cuda] [--threads 1] [--json PATH | --no-json]``.
 
 The tHj hadronic layout (2 photons, 1 b-jet, 3 jets) and the networks of the cards
 ``registry/thj/transfermer.toml`` and ``registry/thj/cinn.toml`` at the chosen size. Hard points
@@ -17,63 +17,77 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import torch
 
 import memzoo
+
+try:
+    from benchmarks._common import Recorder, add_json_arguments, best_throughput, sig
+except ModuleNotFoundError:  # run as a script: python benchmarks/bench_transfer.py
+    from _common import Recorder, add_json_arguments, best_throughput, sig
 
 LAYOUT = ["photon", "photon", "bjet", "jet", "jet", "jet"]
 
 
 def throughput(model, reco, hard, repeats: int) -> float:
     """Best-of-``repeats`` density evaluations per second of ``model.log_prob(reco, hard)``."""
-    best = float("inf")
     with torch.no_grad():
         model.log_prob(reco[:64], hard[:64])  # warm-up
-        for _ in range(repeats):
-            if hard.is_cuda:
-                torch.cuda.synchronize()
-            tick = time.perf_counter()
-            model.log_prob(reco, hard)
-            if hard.is_cuda:
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - tick)
-    return len(hard) / best
+        return best_throughput(lambda: model.log_prob(reco, hard), len(hard), repeats, cuda=hard.is_cuda)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="small", choices=["small", "paper"])
-    parser.add_argument("--events", type=int, default=10000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+def run_size(size: str, n: int, repeats: int, dev: torch.device) -> tuple[int, dict[str, tuple[int, float]]]:
+    """Batch size after the support cut and ``{network: (parameters, density evaluations / s)}``."""
     torch.manual_seed(0)
-    dev = torch.device(args.device)
     gen = torch.Generator().manual_seed(0)
-    n = args.events
     hard = torch.cat([80 * torch.randn(n, 6, generator=gen), 300 * torch.randn(n, 1, generator=gen)], 1).double()
-    cinn = memzoo.create("transfer", "cinn", objects=LAYOUT, hard_dim=7, log_hard=[], hard_phi=[], size=args.size)
+    cinn = memzoo.create("transfer", "cinn", objects=LAYOUT, hard_dim=7, log_hard=[], hard_phi=[], size=size)
     models = {"cinn": cinn}
     for label, extra in (("transfermer", {}), ("transfermer + multiplicity", {"extra": "jet", "max_extra": 2})):
-        models[label] = memzoo.create("transfer", "transfermer", process="thj", objects=LAYOUT, size=args.size, **extra)
+        models[label] = memzoo.create("transfer", "transfermer", process="thj", objects=LAYOUT, size=size, **extra)
     reco = models["transfermer"].sample(hard, gen)  # in every network's support (|η| < 5)
     for model in models.values():
         model.fit_preprocessing(reco, hard)
     with torch.no_grad():  # keep events every network supports
         keep = torch.stack([torch.isfinite(m.log_prob(reco, hard)) for m in models.values()]).all(0)
     reco, hard = reco[keep].to(dev), hard[keep].to(dev)
-    rates = {k: throughput(m.to(dev).eval(), reco, hard, args.repeats) for k, m in models.items()}
-    print(f"device {dev} ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} thread(s), size {args.size}, batch {len(hard)}")  # fmt: skip
-    print("| network | parameters | density evaluations / s | ratio to cINN |")
-    print("| --- | --- | --- | --- |")
-    for label, rate in rates.items():
-        params = sum(p.numel() for p in models[label].parameters())
-        print(f"| {label} | {params / 1e6:.2f}M | {rate:.3g} | {rate / rates['cinn']:.2f} |")
+    return len(hard), {
+        k: (sum(p.numel() for p in m.parameters()), throughput(m.to(dev).eval(), reco, hard, repeats))
+        for k, m in models.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", nargs="+", default=["small", "paper"], choices=["small", "paper"])
+    parser.add_argument("--events", type=int, nargs="+", default=None, help="batch per size (10000 small, 2000 paper)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    add_json_arguments(parser, "transfer")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rec = Recorder.from_args("transfer", args, args.device)
+    columns = ["size (batch)", "network", "parameters", "density evaluations / s", "ratio to cINN"]
+    table = rec.table("throughput", columns)
+    events = args.events or [{"small": 10000, "paper": 2000}[s] for s in args.size]
+    if len(events) != len(args.size):
+        raise SystemExit(f"Give one --events per --size ({len(args.size)}), got {len(events)}.")
+    dev = torch.device(args.device)
+    for size, n in zip(args.size, events):
+        batch, rates = run_size(size, n, args.repeats, dev)
+        print(f"device {dev} ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
+              f"{torch.get_num_threads()} thread(s), size {size}, batch {batch}")  # fmt: skip
+        print("| network | parameters | density evaluations / s | ratio to cINN |")
+        print("| --- | --- | --- | --- |")
+        for label, (params, rate) in rates.items():
+            ratio = f"{rate / rates['cinn'][1]:.2f}"
+            print(f"| {label} | {params / 1e6:.2f}M | {rate:.3g} | {ratio} |")
+            shown = f"{params / 1e6:.2f}M" if params < 1e7 else f"{params / 1e6:.1f}M"
+            table.append([f"{size} ({batch})", label, shown, sig(rate), ratio])
+    rec.notes["repeats"] = args.repeats
+    rec.write()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Benchmark and study scripts (``python -m benchmarks.<name>`` or ``python benchmarks/<name>.py``)."""
