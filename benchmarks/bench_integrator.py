@@ -1,6 +1,7 @@
 """MEM integration cost to 1 %: memzoo's single-pass integrator vs the ``vegas`` package per event and θ.
 
-Usage: ``python benchmarks/bench_integrator.py [--events 100] [--theta-points 41] [--vegas-events 10]``.
+Usage: ``python benchmarks/bench_integrator.py [--events 100] [--theta-points 41] [--vegas-events 10]
+[--json PATH | --no-json]``.
 
 Drell-Yan events from the parametric detector; the exact-transfer model card
 (``registry/drell-yan/gaussian.toml``): the same integrand dσ(x|θ) ε(x) p(x_reco|x) / q(x) on the

@@ -1,5 +1,9 @@
 """Throughput of the batched torch PDF interpolators (LHAPDF and Pythia schemes) vs Pythia 8's LHAGrid1
-called point by point."""
+called point by point.
+
+Usage: ``python -m benchmarks.bench_pdf [--batches 1e5 1e6] [--threads 1 2] [--device cuda]
+[--json PATH | --no-json]``.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,9 @@ import torch
 from memzoo.physics.pdf import load_pdf
 
 try:
-    from benchmarks._common import Recorder, add_json_arguments, sig
+    from benchmarks._common import Recorder, add_json_arguments, best_throughput, sig
 except ModuleNotFoundError:  # run as a script: python benchmarks/bench_pdf.py
-    from _common import Recorder, add_json_arguments, sig
+    from _common import Recorder, add_json_arguments, best_throughput, sig
 
 __all__ = ["main"]
 
@@ -39,16 +43,7 @@ def _torch_rate(name: str, x: torch.Tensor, q2: torch.Tensor, interpolation: str
     """Best-of-``repeats`` points/s of ``xfxq2_all`` (13 flavours) on the tensors' device."""
     pdf = load_pdf(name, device=x.device, interpolation=interpolation)
     pdf.xfxq2_all(x[:1000], q2[:1000])  # warm-up
-    best = math.inf
-    for _ in range(repeats):
-        if x.is_cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        pdf.xfxq2_all(x, q2)
-        if x.is_cuda:
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return x.numel() / best
+    return best_throughput(lambda: pdf.xfxq2_all(x, q2), x.numel(), repeats, cuda=x.is_cuda)
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Throughput of dσ/dx_hard (matrix element + PDFs + Jacobian, all θ terms) of built-in processes.
 
-Usage: ``python benchmarks/bench_processes.py [drell-yan ...] [--batch N] [--threads T]``.
+Usage: ``python benchmarks/bench_processes.py [drell-yan ...] [--batch N] [--threads T] [--json PATH | --no-json]``.
 Prints evaluations per second of the batched ``from_unit`` + ``dsigma_terms`` (or ``dsigma``)
 path and, as a reference in the same run, of a naive point-by-point Python loop over the same
 code, so the ratio is the gain from batching on this machine.

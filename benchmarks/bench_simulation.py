@@ -1,6 +1,6 @@
 """Events per second per core of the simulation chains (``memzoo simulate``), one core each.
 
-Usage: ``python benchmarks/bench_simulation.py [--events N]``.
+Usage: ``python benchmarks/bench_simulation.py [--events N] [--json PATH | --no-json]``.
 
 For each chain (Drell-Yan and tHj hadronic; parametric detector and Pythia shower + FastJet)
 it times one chunk of the real pipeline (hard-event sampling with its VEGAS set-up, hard
