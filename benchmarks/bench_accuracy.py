@@ -5,6 +5,8 @@ Usage::
     python benchmarks/bench_accuracy.py --reference exact=EXACT.h5 --learned cinn=CINN.h5 [--learned NAME=PATH ...]
         [--hard-level fiducial|total|off] [--data DATA.h5] [--calibration cinn=calibration.json ...]
         [--name accuracy_dy] [--method poly --degree 4 --window 9] [--json PATH | --no-json]
+    python benchmarks/bench_accuracy.py --name accuracy_calibration \\
+        --calibration "cinn, tHj=thj_cinn/calibration.json" --calibration "transfermer, tHj=..."
 
 Inputs are ``memzoo integrate`` results files of the same events (matched by dataset row): one
 per learned backend and one reference, normally the exact-transfer MEM. Everything statistical is
@@ -158,26 +160,8 @@ def _hard_level(reference_path: str, ref: EventLikelihoods, mode: str, data: str
     return EventLikelihoods.from_likelihood(hard, ref.parameters, source=f"hard level of {data_path}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reference", required=True, metavar="NAME=PATH", help="the exact (reference) results file")
-    parser.add_argument("--learned", action="append", default=[], metavar="NAME=PATH", help="a backend's results")
-    parser.add_argument("--hard-level", choices=["fiducial", "total", "off"], default="fiducial")
-    parser.add_argument("--data", help="the events' dataset (default: the one the results files record)")
-    parser.add_argument("--calibration", action="append", default=[], metavar="NAME=PATH",
-                        help="a `memzoo calibrate` summary (calibration.json) of a backend")  # fmt: skip
-    parser.add_argument("--parameter", help="parameter to fit (default: the only one; others profiled)")
-    parser.add_argument("--events", type=int, help="use only the first N events of each file")
-    parser.add_argument("--method", choices=["poly", "spline"], default="poly")
-    parser.add_argument("--degree", type=int, default=4)
-    parser.add_argument("--window", type=float, default=9.0)
-    parser.add_argument("--name", default="accuracy", help="results name: benchmarks/results/<name>.json")
-    parser.add_argument("--json", default=None, help="results file (default: benchmarks/results/<name>.json)")
-    parser.add_argument("--no-json", action="store_true", help="print only, write no results file")
-    args = parser.parse_args(argv)
-    args.json = args.json or str(RESULTS / f"{args.name}.json")
-    torch.set_num_threads(1)
-    rec = Recorder.from_args(args.name, args)
+def _fit_tables(rec: Recorder, args: argparse.Namespace) -> None:
+    """Tables ``fit`` and ``parabola`` of the reference, the learned backends and the hard level."""
     ref_label, ref_path = _pair(args.reference, "--reference")
     files = {ref_label: ref_path, **dict(_pair(x, "--learned") for x in args.learned)}
     try:
@@ -197,6 +181,35 @@ def main(argv: list[str] | None = None) -> None:
             print("| " + " | ".join(row) + " |")
     rec.notes["files"] = files
     rec.notes["hard_level"] = args.hard_level
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", metavar="NAME=PATH", help="the exact (reference) results file")
+    parser.add_argument("--learned", action="append", default=[], metavar="NAME=PATH", help="a backend's results")
+    parser.add_argument("--hard-level", choices=["fiducial", "total", "off"], default="fiducial")
+    parser.add_argument("--data", help="the events' dataset (default: the one the results files record)")
+    parser.add_argument("--calibration", action="append", default=[], metavar="NAME=PATH",
+                        help="a `memzoo calibrate` summary (calibration.json) of a backend")  # fmt: skip
+    parser.add_argument("--parameter", help="parameter to fit (default: the only one; others profiled)")
+    parser.add_argument("--events", type=int, help="use only the first N events of each file")
+    parser.add_argument("--method", choices=["poly", "spline"], default="poly")
+    parser.add_argument("--degree", type=int, default=4)
+    parser.add_argument("--window", type=float, default=9.0)
+    parser.add_argument("--name", default="accuracy", help="results name: benchmarks/results/<name>.json")
+    parser.add_argument("--json", default=None, help="results file (default: benchmarks/results/<name>.json)")
+    parser.add_argument("--no-json", action="store_true", help="print only, write no results file")
+    args = parser.parse_args(argv)
+    args.json = args.json or str(RESULTS / f"{args.name}.json")
+    torch.set_num_threads(1)
+    rec = Recorder.from_args(args.name, args)
+    if args.reference is None:
+        if args.learned:
+            raise SystemExit("--learned needs --reference NAME=PATH (the exact likelihood the biases refer to).")
+        if not args.calibration:
+            raise SystemExit("Give --reference NAME=PATH (and --learned ...) and/or --calibration NAME=PATH.")
+    else:
+        _fit_tables(rec, args)
     if args.calibration:
         columns = ["backend", "parameter", "true θ", "sets × events", "bias of θ̂", "pull mean", "pull width"]
         table = rec.table("calibration", columns)

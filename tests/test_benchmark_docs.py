@@ -188,3 +188,30 @@ def test_bench_accuracy_bad_input(tmp_path):
         bench_accuracy.main(["--reference", "exact.h5", "--no-json"])
     with pytest.raises(SystemExit, match="does not exist"):
         bench_accuracy.main(["--reference", f"exact={tmp_path / 'nope.h5'}", "--no-json"])
+
+
+def test_bench_accuracy_calibration_only(tmp_path):
+    """Calibration summaries of several backends and processes share one table, one row per true θ."""
+    from benchmarks import bench_accuracy
+
+    def summary(parameter, truths):
+        pulls = {"mean": -0.2, "mean_err": 0.1, "width": 0.9, "width_err": 0.07}
+        groups = [{"truth": t, "n_sets": 10, "bias": -3.0, "bias_err": None, "pulls": pulls} for t in truths]
+        return json.dumps({"parameter": parameter, "set_size": 100, "groups": groups})
+
+    (tmp_path / "thj.json").write_text(summary("alpha", [0.0, 45.0]))
+    (tmp_path / "dy.json").write_text(summary("sin2theta_eff", [0.2315]))
+    out = tmp_path / "cal.json"
+    bench_accuracy.main(["--calibration", f"cinn, tHj={tmp_path / 'thj.json'}",
+                         "--calibration", f"cinn, DY={tmp_path / 'dy.json'}", "--json", str(out)])  # fmt: skip
+    doc = json.loads(out.read_text())
+    assert list(doc["tables"]) == ["calibration"]
+    rows = doc["tables"]["calibration"]["rows"]
+    assert [r[:4] for r in rows] == [["cinn, tHj", "alpha", "0", "10 × 100"], ["cinn, tHj", "alpha", "45", "10 × 100"],
+                                     ["cinn, DY", "sin2theta_eff", "0.2315", "10 × 100"]]  # fmt: skip
+    assert rows[0][4:] == ["−3", "−0.20 ± 0.10", "0.90 ± 0.07"]
+    with pytest.raises(SystemExit, match="needs --reference"):
+        bench_accuracy.main(["--learned", f"cinn={tmp_path / 'x.h5'}", "--no-json"])
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(SystemExit, match="not a `memzoo calibrate` summary"):
+        bench_accuracy.main(["--calibration", f"cinn={tmp_path / 'bad.json'}", "--no-json"])
