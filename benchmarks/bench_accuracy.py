@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from memzoo.cli_inference import _model_acceptance
+from memzoo.cli_inference import model_acceptance
 from memzoo.inference import EventLikelihoods, fit_curve, fit_scan, hard_level_likelihood, load_event_likelihoods
 from memzoo.inference.io import read_dataset_info
 from memzoo.results import read_results
@@ -155,7 +155,7 @@ def _hard_level(reference_path: str, ref: EventLikelihoods, mode: str, data: str
     if not data_path or not Path(data_path).is_file():
         raise SystemExit(f"The dataset of {reference_path} ({data_path}) is not readable; give it with --data.")
     info = read_dataset_info(data_path, ref.event.numpy())
-    acceptance = _model_acceptance(settings, reference_path) if mode == "fiducial" else None
+    acceptance = model_acceptance(settings, reference_path) if mode == "fiducial" else None
     hard = hard_level_likelihood(info.build_process(), info.hard_coords, ref.theta, acceptance=acceptance)
     return EventLikelihoods.from_likelihood(hard, ref.parameters, source=f"hard level of {data_path}")
 

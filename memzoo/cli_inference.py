@@ -22,7 +22,7 @@ import numpy as np
 
 from memzoo.cli_util import table
 
-__all__ = ["add_inference_commands", "cmd_calibrate", "cmd_discriminant", "cmd_scan"]
+__all__ = ["add_inference_commands", "cmd_calibrate", "cmd_discriminant", "cmd_scan", "model_acceptance"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -77,7 +77,7 @@ def _finish(args: argparse.Namespace, summary: dict, text: str) -> int:
     return 0
 
 
-def _model_acceptance(settings: dict, path: str):
+def model_acceptance(settings: dict, path: str):
     """The acceptance network of the model a results file was integrated with."""
     from memzoo.integration_job import load_model_spec
 
@@ -123,7 +123,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         process = data.build_process()
         acceptance = None
         if args.hard_level == "fiducial":
-            acceptance = _model_acceptance(read_results(args.results[0]).settings, args.results[0])
+            acceptance = model_acceptance(read_results(args.results[0]).settings, args.results[0])
         theta = torch.as_tensor(first_events.theta)
         options = {}
         if args.sigma_points:
