@@ -91,20 +91,44 @@ def model_acceptance(settings: dict, path: str):
     return parts["acceptance"]
 
 
+def hard_level_events(path: str, events, data, args: argparse.Namespace):
+    """The hard-level likelihoods (:mod:`memzoo.inference.hard_level`) of the events of a results file.
+
+    ``args.hard_level`` is ``total`` (normalised by σ(θ)) or ``fiducial`` (by σ_fid(θ) with the
+    acceptance network of the model that ``path`` was integrated with); ``args.sigma_points``
+    sets the VEGAS points of that normalisation.
+    """
+    import torch
+
+    from memzoo.inference.hard_level import hard_level_likelihood
+    from memzoo.inference.scan import EventLikelihoods
+    from memzoo.results import read_results
+
+    if data is None:
+        raise ValueError(f"The dataset of {path} is not readable; the hard level needs its hard events.")
+    process = data.build_process()
+    acceptance = None
+    if args.hard_level == "fiducial":
+        acceptance = model_acceptance(read_results(path).settings, path)
+    options = {}
+    if args.sigma_points:
+        options = {"sigma_fid_points" if acceptance is not None else "n_points": args.sigma_points}
+    theta = torch.as_tensor(events.theta)
+    hard = hard_level_likelihood(process, data.hard_coords, theta, acceptance=acceptance, **options)
+    return EventLikelihoods.from_likelihood(
+        hard, events.parameters, truth=events.truth, source=f"{events.source} (hard level)"
+    )
+
+
 # ---------------------------------------------------------------------------------------
 # memzoo scan
 # ---------------------------------------------------------------------------------------
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    import torch
-
     from memzoo.inference.fit import fit_scan
-    from memzoo.inference.hard_level import hard_level_likelihood
     from memzoo.inference.plots import plot_scan
     from memzoo.inference.profile import profile
-    from memzoo.inference.scan import EventLikelihoods
-    from memzoo.results import read_results
 
     labels = args.label or []
     if labels and len(labels) != len(args.results):
@@ -118,18 +142,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             raise ValueError(f"{path} has parameters {events.names} but {args.results[0]} has {first_events.names}.")
         scans[labels[k] if labels else Path(path).stem] = events.combine()
     if args.hard_level != "off":
-        if data is None:
-            raise ValueError(f"The dataset of {args.results[0]} is not readable; the hard level needs its hard events.")
-        process = data.build_process()
-        acceptance = None
-        if args.hard_level == "fiducial":
-            acceptance = model_acceptance(read_results(args.results[0]).settings, args.results[0])
-        theta = torch.as_tensor(first_events.theta)
-        options = {}
-        if args.sigma_points:
-            options = {"sigma_fid_points" if acceptance is not None else "n_points": args.sigma_points}
-        hard = hard_level_likelihood(process, data.hard_coords, theta, acceptance=acceptance, **options)
-        scans["hard level"] = EventLikelihoods.from_likelihood(hard, first_events.parameters).combine()
+        scans["hard level"] = hard_level_events(args.results[0], first_events, data, args).combine()
     names = args.parameter or first_events.names
     truth = dict(_values(args.truth, "--truth"))
     if not truth and first_events.truth is not None:
@@ -185,18 +198,35 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             f"Give either no --truth (read from the datasets) or one per results file, in order "
             f"({len(args.results)}); got {len(truths)}."
         )
-    groups = [_load(path, args)[0] for path in args.results]
+    loaded = [_load(path, args) for path in args.results]
+    groups = [events for events, _ in loaded]
     name = args.parameter
     if truths:
         names = {n for n, _ in truths}
         if len(names) != 1 or (name is not None and names != {name}):
             raise ValueError(f"Every --truth must name the calibrated parameter{f' {name}' if name else ''}.")
         name = name or names.pop()
-    cal = calibrate(groups, args.set_size, name, [v for _, v in truths] or None, **_fit_options(args))
+    truth_values = [v for _, v in truths] or None
+    cal = calibrate(groups, args.set_size, name, truth_values, **_fit_options(args))
     out = _out_dir(args, args.results[0], "_calibration")
     plot = plot_calibration(cal, out / "calibration.png")
-    summary = {**cal.as_dict(), "results": args.results, "plots": [str(plot)]}
+    summary = {**cal.as_dict(), "results": args.results, "plots": [str(plot)], "hard_level": args.hard_level}
+    text = _calibration_text(summary, cal.parameter.name, args.set_size, "")
+    if args.hard_level != "off":  # the same sets of the same events, at the hard level
+        hard = [hard_level_events(path, ev, data, args) for path, (ev, data) in zip(args.results, loaded)]
+        hard_cal = calibrate(hard, args.set_size, name, truth_values, **_fit_options(args))
+        hard_plot = plot_calibration(hard_cal, out / "calibration_hard_level.png")
+        summary["hard_level_calibration"] = hard_cal.as_dict()
+        summary["plots"].append(str(hard_plot))
+        text += "\n\n" + _calibration_text(
+            summary["hard_level_calibration"], cal.parameter.name, args.set_size, "hard level: "
+        )
     summary["summary_file"] = str(_write_summary(out, "calibration.json", summary))
+    text += f"\n\nplots and summary in {out}"
+    return _finish(args, summary, text)
+
+
+def _calibration_text(summary: dict, name: str, set_size: int, prefix: str) -> str:
     rows = []
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
     for group in summary["groups"]:
@@ -212,12 +242,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             ]
         )
     o = summary["overall_pulls"]
-    text = f"calibration of {cal.parameter.name}, sets of {args.set_size} events\n"
+    text = f"{prefix}calibration of {name}, sets of {set_size} events\n"
     text += table(rows, ["truth", "sets", "bias", "pull mean", "pull width", "open"])
     text += f"\npulls of the {o['n']} sets with closed intervals: mean {fmt(o['mean'])} ± {fmt(o['mean_err'])}, "
-    text += f"width {fmt(o['width'])} ± {fmt(o['width_err'])}"
-    text += f"\n\nplots and summary in {out}"
-    return _finish(args, summary, text)
+    return text + f"width {fmt(o['width'])} ± {fmt(o['width_err'])}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -350,6 +378,14 @@ def add_inference_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set-size", type=int, default=100, help="events per set")
     p.add_argument("--parameter", help="parameter to calibrate (default: the only one; others profiled)")
     p.add_argument("--truth", action="append", metavar="NAME=VALUE", help="true value, one per file in order")
+    p.add_argument(
+        "--hard-level",
+        choices=["off", "total", "fiducial"],
+        default="off",
+        help="also calibrate the hard-level likelihood of the same events and sets (normalised by σ or by "
+        "σ_fid with the model's acceptance), as the reference that a perfect detector would give",
+    )
+    p.add_argument("--sigma-points", type=int, help="VEGAS points per iteration of the hard level's σ or σ_fid")
     _common(p)
     p.set_defaults(func=cmd_calibrate)
 

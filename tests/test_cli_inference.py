@@ -97,6 +97,22 @@ def test_calibrate_reads_the_truth_from_the_dataset(dy_results, capsys, tmp_path
     assert (tmp_path / "calibration.png").stat().st_size > 10_000
 
 
+def test_calibrate_hard_level_of_the_same_sets(dy_results, capsys, tmp_path):
+    """Results holding the hard-level likelihood calibrate exactly as their own hard level does."""
+    argv = ["calibrate", dy_results["path"], "--set-size", 20, "--out", tmp_path, "--json"]
+    code, out, err = run(capsys, *argv, "--hard-level", "total", "--sigma-points", 4000)
+    assert code == 0, err
+    s = json.loads(out)
+    mem, hard = s["groups"][0], s["hard_level_calibration"]["groups"][0]
+    assert hard["n_sets"] == mem["n_sets"] == dy_results["n"] // 20 and hard["truth"] == 0.2315
+    # the same events, sets and σ(θ) integral (seeded VEGAS): the same estimates
+    np.testing.assert_allclose(
+        [e["value"] for e in hard["sets"]], [e["value"] for e in mem["sets"]], rtol=1e-9, atol=1e-12
+    )
+    assert s["hard_level"] == "total" and len(s["plots"]) == 2
+    assert (tmp_path / "calibration_hard_level.png").stat().st_size > 10_000
+
+
 def gaussian_results(path, mu_true, n, grid, seed, names_in_data=False):
     """Toy results without a readable dataset: x ~ N(μ_true, 1), log N(x|μ, 1) on a grid."""
     x = mu_true + torch.randn(n, 1, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
