@@ -132,11 +132,14 @@ def test_accuracy_of_a_known_offset():
     out = study.accuracy(regressed, integrated, valid, alpha, (-30.0, 120.0), torch.full((30, 12), 0.23))
     trained = out["trained θ"]
     assert trained["bias"] == pytest.approx(0.1) and trained["resolution"] == pytest.approx(0.0, abs=1e-12)
+    assert trained["median"] == pytest.approx(0.1) and trained["sigma68"] == pytest.approx(0.0, abs=1e-12)
     keep = valid & ~held
     assert trained["n"] == 30 * 10 - 2
     assert trained["mape"] == pytest.approx(100 * (0.1 / integrated[keep]).mean().item())
     assert out["held-out θ"]["bias"] == pytest.approx(0.3) and out["held-out θ"]["n"] == 60
-    assert out["invalid targets"]["n"] == 2 and out["invalid targets"]["bias"] == pytest.approx((2.1 + 0.1) / 2)
+    invalid = out["invalid targets"]
+    assert invalid["n"] == 2 and invalid["bias"] == pytest.approx((2.1 + 0.1) / 2)
+    assert invalid["sigma68"] == pytest.approx(0.68 * (2.1 - 0.1) / 2)  # linear interpolation of 2 values
     mean_offset = (10 * 0.1 + 2 * 0.3) / 12  # the θ shape drops each event's mean over the grid
     assert out["events with every target valid"] == 28
     assert out["θ shape"]["bias"] == pytest.approx(0.3 - mean_offset)
