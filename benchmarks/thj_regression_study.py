@@ -135,9 +135,10 @@ def accuracy(regressed, integrated, valid, alpha, holdout, std=None) -> dict:
     """Bias, resolution and MAPE of I (surrogate − integrator) on (E, T) arrays.
 
     Keys: ``trained θ`` / ``held-out θ`` (valid targets), ``invalid targets`` (excluded from
-    training), ``θ shape`` / ``θ shape, trained θ`` (I(α) − its mean over the grid, per event with
-    every target valid), ``θ shape spread (integrator std)``, and with ``std`` (errors of ln p)
-    ``integrator error of I (rms)``, the noise the integrated targets carry.
+    training), ``I spread (integrator std)`` (the resolution of a constant), ``θ shape`` /
+    ``θ shape, trained θ`` (I(α) − its mean over the grid, per event with every target valid),
+    ``θ shape spread (integrator std)``, and with ``std`` (errors of ln p) ``integrator error
+    of I (rms)``, the noise the integrated targets carry.
     """
     held = torch.tensor([any(abs(float(a) - h) < 1e-9 for h in holdout) for a in alpha], dtype=torch.bool)
     out: dict = {}
@@ -145,18 +146,40 @@ def accuracy(regressed, integrated, valid, alpha, holdout, std=None) -> dict:
         ok = valid[:, columns]
         out[key] = _metrics(regressed[:, columns][ok], integrated[:, columns][ok])
     out["invalid targets"] = _metrics(regressed[~valid], integrated[~valid])
+    out["I spread (integrator std)"] = float(integrated[valid].std()) if valid.sum() > 1 else None
     complete = valid.all(1)
     shape_int = integrated[complete] - integrated[complete].mean(1, keepdim=True)
     shape_reg = regressed[complete] - regressed[complete].mean(1, keepdim=True)
     out["events with every target valid"] = int(complete.sum())
     out["θ shape spread (integrator std)"] = float(shape_int.std()) if complete.sum() > 1 else None
-    for key, columns in (("θ shape", held), ("θ shape, trained θ", ~held)):
-        out[key] = _metrics(shape_reg[:, columns], shape_int[:, columns])
+    baseline = shape_int.mean(0, keepdim=True).expand_as(shape_int)  # every event: the mean shape
+    shapes = {"θ shape": (shape_reg, held), "θ shape, trained θ": (shape_reg, ~held)}
+    shapes["θ shape of the mean event"] = (baseline, held)
+    for key, (shape, columns) in shapes.items():
+        out[key] = _metrics(shape[:, columns], shape_int[:, columns])
         if out[key] is not None:
             del out[key]["mape"]  # the shape is ≈ 0 by construction: a percentage is meaningless
+    out["θ shape noise (Fourier residual)"] = fourier_residual(integrated[complete], alpha)
     if std is not None:
         out["integrator error of I (rms)"] = float((std[valid] / LN10).pow(2).mean().sqrt())
     return out
+
+
+def fourier_residual(information: torch.Tensor, alpha: torch.Tensor, order: int = 4) -> float | None:
+    """RMS residual (per degree of freedom) of a per-event Fourier series of ``order`` in α (degrees).
+
+    I(α) of an event is smooth and 2π-periodic; what a low-order series leaves is (an upper bound
+    on) the integration noise of its α dependence, which can be far below the per-point error
+    of ln p when the noise is correlated across α (same phase-space points for every α).
+    """
+    a = torch.deg2rad(alpha.double())
+    terms = [torch.ones_like(a)] + [f(k * a) for k in range(1, order + 1) for f in (torch.cos, torch.sin)]
+    design = torch.stack(terms, 1)
+    dof = len(a) - design.shape[1]
+    if dof < 1 or len(information) == 0:
+        return None
+    residual = information.T.double() - design @ torch.linalg.lstsq(design, information.T.double()).solution
+    return float((residual.pow(2).sum(0) / dof).mean().sqrt())
 
 
 def auc_with_errors(logp_int, logp_reg, is_a, n_boot: int = 200, seed: int = 0) -> dict:

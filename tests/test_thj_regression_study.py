@@ -145,7 +145,19 @@ def test_accuracy_of_a_known_offset():
     assert out["θ shape"]["bias"] == pytest.approx(0.3 - mean_offset)
     assert out["θ shape, trained θ"]["bias"] == pytest.approx(0.1 - mean_offset)
     assert out["θ shape"]["resolution"] == pytest.approx(0.0, abs=1e-12)
+    assert out["θ shape of the mean event"]["n"] == 28 * 2
+    assert out["I spread (integrator std)"] == pytest.approx(integrated[valid].std().item())
     assert out["integrator error of I (rms)"] == pytest.approx(0.23 / math.log(10))
+
+
+def test_fourier_residual_is_the_noise_beyond_the_series():
+    alpha = torch.tensor(GRID, dtype=torch.float64)
+    a = torch.deg2rad(alpha)
+    smooth = 20 + torch.cos(a)[None] * torch.arange(1.0, 4.0)[:, None] + 0.3 * torch.sin(2 * a)[None]
+    assert study.fourier_residual(smooth, alpha, order=2) == pytest.approx(0.0, abs=1e-10)
+    # a 6th harmonic is orthogonal to a series of order 2 on the 12-point grid: all of it is residual
+    wiggle = smooth + 0.05 * torch.cos(6 * a)[None]
+    assert study.fourier_residual(wiggle, alpha, order=2) == pytest.approx(0.05 * math.sqrt(12 / 7))
 
 
 def test_study_on_synthetic_results(tmp_path, restore_tracking, capsys):
