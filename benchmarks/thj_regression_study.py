@@ -52,7 +52,9 @@ HOLDOUT = (-40.0, 40.0, 130.0)
 ROC_A, ROC_B = 0.0, 90.0
 SPLIT = (0.7, 0.1, 0.2)
 LN10 = math.log(10.0)
-TRAINING_KEYS = ("early_stopping_patience", "weight_decay")  # may be added to [training.likelihood]
+#: keys a study may add to the card where it lacks them, and the table they go to
+ADDABLE = {"early_stopping_patience": "training.likelihood", "weight_decay": "training.likelihood"}
+ADDABLE["theta_period"] = "likelihood.config"
 
 
 def copy_stable(src: Path, dst: Path, tries: int = 10) -> int:
@@ -73,9 +75,9 @@ def copy_stable(src: Path, dst: Path, tries: int = 10) -> int:
 def card_text(template: str, samples: list[dict], *, max_std: float, holdout: tuple[float, ...], **base) -> str:
     """``template`` (a regression card) with ``[data]`` naming ``samples`` and ``base`` overrides.
 
-    ``base`` maps keys of the base card (``epochs``, ``hidden``, ``layers``, or
-    :data:`TRAINING_KEYS`, added to ``[training.likelihood]`` if absent) to new values (``None``:
-    keep); the ``[size.*]`` tables are left alone. Every edit is checked by reading the card back.
+    ``base`` maps keys of the base card (``epochs``, ``hidden``, ``layers``, or those of
+    :data:`ADDABLE`, added to their table if absent) to new values (``None``: keep); the
+    ``[size.*]`` tables are left alone. Every edit is checked by reading the card back.
     """
     results = ", ".join(
         f'{{file = "{s["file"]}", dataset = "{s["dataset"]}", source = {s["source"]}}}' for s in samples
@@ -93,8 +95,9 @@ def card_text(template: str, samples: list[dict], *, max_std: float, holdout: tu
         if value is None:
             continue
         head, n = re.subn(rf"(?m)^{key} = [^\n#]*", f"{key} = {value}", head, count=1)
-        if n == 0 and key in TRAINING_KEYS:  # absent from the card: add it to [training.likelihood]
-            head, n = re.subn(r"(?m)^\[training\.likelihood\]\n", rf"\g<0>{key} = {value}\n", head, count=1)
+        if n == 0 and key in ADDABLE:  # absent from the card: add it to its table
+            table = re.escape(f"[{ADDABLE[key]}]")
+            head, n = re.subn(rf"(?m)^{table}\n", rf"\g<0>{key} = {value}\n", head, count=1)
         if n != 1:
             raise ValueError(f"the regression card template has no base key {key!r} to override.")
     text = head + tail
@@ -273,6 +276,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--layers", type=int, help="override the card's number of layers / blocks")
     parser.add_argument("--patience", type=int, help="early stopping (keeps the best validation weights)")
     parser.add_argument("--weight-decay", type=float, help="the optimiser's weight decay")
+    parser.add_argument(
+        "--periodic", action="store_true", help="feed α as (cos α, sin α): theta_period = [360.0] in the config"
+    )
     parser.add_argument("--time-integrator", type=int, default=0, metavar="N", help="time the integrator on N events")
     parser.add_argument("--integrator-timing", help="JSON of an earlier --time-integrator measurement to include")
     parser.add_argument("--store", default="memzoo-runs", help="MLflow store holding the integrator's model")
@@ -314,7 +320,8 @@ def main(argv: list[str] | None = None) -> dict:
         card.write_text(
             card_text(CARD.read_text(), samples, max_std=args.max_std, holdout=tuple(args.holdout),
                       epochs=args.epochs, hidden=args.hidden, layers=args.layers,
-                      early_stopping_patience=args.patience, weight_decay=args.weight_decay)
+                      early_stopping_patience=args.patience, weight_decay=args.weight_decay,
+                      theta_period=[360.0] if args.periodic else None)
         )  # fmt: skip
         configure_tracking(tmp / "memzoo-runs")
         tick, cpu = time.perf_counter(), time.process_time()

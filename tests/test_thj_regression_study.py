@@ -101,7 +101,7 @@ def test_card_names_the_results_and_overrides_only_the_base_card():
     ]
     text = study.card_text(
         study.CARD.read_text(), samples, max_std=0.7, holdout=(-40.0, 130.0), epochs=3, hidden=16, layers=None,
-        early_stopping_patience=5,
+        early_stopping_patience=5, theta_period=[360.0],
     )  # fmt: skip
     card = tomllib.loads(text)
     assert card["data"] == {
@@ -113,6 +113,7 @@ def test_card_names_the_results_and_overrides_only_the_base_card():
     }
     assert card["training"]["likelihood"]["epochs"] == 3 and card["likelihood"]["config"]["hidden"] == 16
     assert card["training"]["likelihood"]["early_stopping_patience"] == 5  # absent from the card: added
+    assert card["likelihood"]["config"]["theta_period"] == [360.0]
     assert card["likelihood"]["config"]["layers"] == 4  # not overridden
     assert card["size"]["paper"]["training"]["likelihood"]["epochs"] == 100  # sizes untouched
     with pytest.raises(ValueError, match="no base key 'widht'"):
@@ -168,7 +169,7 @@ def test_study_on_synthetic_results(tmp_path, restore_tracking, capsys):
         u = _dataset(tmp_path / f"d{alpha:g}.h5", alpha, seed)
         _results(tmp_path / f"r{alpha:g}.h5", alpha, u, bad if alpha == 0 else [])
         argv += ["--sample", f"{alpha:g}", str(tmp_path / f"r{alpha:g}.h5"), str(tmp_path / f"d{alpha:g}.h5")]
-    argv += ["--holdout", "-30", "120", "--epochs", "1", "--hidden", "8", "--layers", "1"]
+    argv += ["--holdout", "-30", "120", "--epochs", "1", "--hidden", "8", "--layers", "1", "--periodic"]
     report = study.main([*argv, "--json", str(tmp_path / "out.json")])
     assert (tmp_path / "out.json").exists() and '"roc 0 vs 90"' in capsys.readouterr().out
     assert report["events"] == {"0": 40, "90": 40} and report["test events"] == {"0": 8, "90": 8}

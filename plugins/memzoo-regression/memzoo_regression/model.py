@@ -48,6 +48,10 @@ class RegressionConfig:
         loss: ``mse`` or ``huber`` (on the standardised target).
         huber_delta: the Huber transition point, in standard deviations of the training targets.
         max_batch: (event, θ) rows per forward pass in :meth:`~RegressionLikelihood.log_likelihood`.
+        theta_period: per parameter its period (e.g. 360 for tHj's CP angle α in degrees) or 0
+            (not periodic); empty: none is. A periodic parameter enters the network as
+            (cos, sin) of 2πθ/period instead of its standardised value, so that the regressed I
+            is periodic in it (θ and θ + period are the same input).
     """
 
     objects: tuple[str, ...] = ("mu",)
@@ -62,12 +66,19 @@ class RegressionConfig:
     loss: Literal["mse", "huber"] = "mse"
     huber_delta: float = 1.0
     max_batch: int = 65536
+    theta_period: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.n_parameters < 0 or self.max_batch < 1 or not self.huber_delta > 0:
             raise ValueError(
                 f"need n_parameters >= 0, max_batch >= 1 and huber_delta > 0; got {self.n_parameters}, "
                 f"{self.max_batch}, {self.huber_delta}."
+            )
+        periods = list(self.theta_period)
+        if periods and (len(periods) != self.n_parameters or any(not (p >= 0 and math.isfinite(p)) for p in periods)):
+            raise ValueError(
+                f"theta_period needs one period >= 0 (0: not periodic) per parameter ({self.n_parameters}), "
+                f"got {periods}."
             )
 
 
@@ -97,8 +108,9 @@ class RegressionLikelihood(nn.Module):
         c = self.config
         self.features = EventFeatures(tuple(c.objects), c.charge_order, c.phi_encoding)
         n_feat, n_par = self.features.n_features, c.n_parameters
+        self._periods = [float(p) for p in c.theta_period] or [0.0] * n_par
         self.net = build_network(
-            n_feat + n_par,
+            n_feat + n_par + sum(p > 0 for p in self._periods),  # a periodic θ takes two inputs
             architecture=c.architecture,
             layers=c.layers,
             hidden=c.hidden,
@@ -164,7 +176,17 @@ class RegressionLikelihood(nn.Module):
         self._check(features, theta)
         dev = self.feature_mean.device
         x = (features.to(dev, torch.float64) - self.feature_mean) / self.feature_std
-        th = (theta.to(dev, torch.float64) - self.theta_mean) / self.theta_std
+        theta = theta.to(dev, torch.float64)
+        th = (theta - self.theta_mean) / self.theta_std
+        if any(self._periods):
+            columns = []
+            for j, period in enumerate(self._periods):
+                if period > 0:
+                    angle = (2 * math.pi / period) * theta[:, j]
+                    columns += [torch.cos(angle), torch.sin(angle)]
+                else:
+                    columns.append(th[:, j])
+            th = torch.stack(columns, -1)
         return self.net(torch.cat([x, th], -1).float()).squeeze(-1)
 
     def forward(self, features: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:

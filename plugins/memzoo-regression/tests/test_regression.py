@@ -161,6 +161,29 @@ def test_weighted_losses_match_their_definitions():
         assert float(model.loss(f, th, target, weight).detach()) == pytest.approx(float(expected), rel=1e-5)
 
 
+class TestRegressionPeriodicTheta(LikelihoodSuite):
+    name = "regression"
+    config = {**TINY, "theta_period": [360.0]}
+
+
+def test_a_periodic_parameter_gives_a_periodic_information():
+    """``theta_period``: θ enters as (cos, sin) of 2πθ/period, so θ and θ ± period are one input."""
+    torch.manual_seed(2)
+    p = ToyProblem.one_muon(n=6)
+    theta = torch.tensor([[-170.0], [10.0], [90.0]], dtype=torch.float64)
+    periodic = memzoo.create("likelihood", "regression", **TINY, theta_period=[360.0])
+    linear = memzoo.create("likelihood", "regression", **TINY)
+    assert periodic.net[0].in_features == linear.net[0].in_features + 1
+    with torch.no_grad():
+        info = periodic.information(p.reco, theta)
+        torch.testing.assert_close(periodic.information(p.reco, theta + 360), info, rtol=0, atol=1e-5)
+        torch.testing.assert_close(periodic.information(p.reco, theta - 720), info, rtol=0, atol=1e-5)
+        assert not torch.allclose(linear.information(p.reco, theta + 360), linear.information(p.reco, theta))
+    for bad in ([360.0, 360.0], [-1.0], [math.inf]):
+        with pytest.raises(ValueError, match="theta_period needs one period"):
+            RegressionLikelihood.Config(objects=("mu",), theta_period=tuple(bad))
+
+
 def test_log_likelihood_is_minus_ln10_times_the_information_and_std_the_resolution():
     model = RegressionLikelihood(RegressionLikelihood.Config(objects=("mu",), max_batch=7, **TINY))
     model.set_resolution(0.01, 0.05)
