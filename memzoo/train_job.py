@@ -50,6 +50,20 @@ def _columns(part: Any) -> tuple[torch.Tensor, ...]:
     return (reco.p.float(), reco.kind, reco.mask, reco.charge, part.hard_coords.float(), part.theta.float())
 
 
+def _in_layout(model: Any, part: Any) -> Any:
+    """The events of ``part`` whose reco objects a fixed-layout model can read (``layout.select``).
+
+    The cINN sampler conditions on a fixed reco layout and rejects any other event, while the
+    showered data (or a variable-multiplicity transfer such as the Transfermer) carry extra jets;
+    like the transfer loss of a fixed layout, its training leaves those events out.
+    """
+    layout = getattr(model, "layout", None)
+    if not callable(getattr(layout, "select", None)):
+        return part
+    valid = layout.select(part.charged_reco)[-1].cpu()
+    return part if bool(valid.all()) else part[valid]
+
+
 def _pair_loss(model: Any, p, kind, mask, charge, hard, theta) -> torch.Tensor:
     from memzoo.events import RecoParticles
 
@@ -126,12 +140,20 @@ def train_card(
                 continue
             model = built[role]
             if role == "transfer":
-                model.fit_preprocessing(acc_train.charged_reco, acc_train.hard_coords)
+                fit_train, fit_val = acc_train, acc_val
+                model.fit_preprocessing(fit_train.charged_reco, fit_train.hard_coords)
             else:
-                model.fit_preprocessing(acc_train.charged_reco, acc_train.hard_coords, acc_train.theta)
+                fit_train, fit_val = _in_layout(model, acc_train), _in_layout(model, acc_val)
+                if len(fit_train) < 2 or len(fit_val) < 1:
+                    raise ValueError(
+                        f"{card_path}: only {len(fit_train)} training and {len(fit_val)} validation events have "
+                        f"the {role}'s reco layout; simulate more events or check its objects."
+                    )
+                metrics[f"{role}_layout_fraction"] = len(fit_train) / max(len(acc_train), 1)
+                model.fit_preprocessing(fit_train.charged_reco, fit_train.hard_coords, fit_train.theta)
             config = TrainingConfig.from_dict(training.get(role, {}))
             result = Trainer(model, _pair_loss, config, name=f"{entry}/{role}", progress=progress).fit(
-                _columns(acc_train), _columns(acc_val)
+                _columns(fit_train), _columns(fit_val)
             )
             metrics[f"{role}_val_loss"] = float(result.best_val_loss)
         if "acceptance" in built and hasattr(built["acceptance"], "fit_standardisation"):
