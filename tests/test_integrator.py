@@ -218,6 +218,54 @@ def test_nan_in_one_event_leaves_others_bit_identical(toy, fraction):
         assert torch.isfinite(broken.logp[3]).all()
 
 
+def _zero_region(hard: torch.Tensor) -> torch.Tensor:
+    return torch.frac(hard[:, 2].abs() * 1000) < 0.2
+
+
+class ZeroRegionProcess:
+    """The toy process with dσ = 0 on a fifth of the hard points (as outside a phase space)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def dsigma_terms(self, x):
+        return torch.where(_zero_region(x)[:, None], 0.0, self.inner.dsigma_terms(x))
+
+    def dsigma(self, x, theta):
+        return torch.where(_zero_region(x)[:, None], 0.0, self.inner.dsigma(x, theta))
+
+
+class SpikeTransfer:
+    """toy-smear, with log p raised by ``spike`` exactly where the process has dσ = 0."""
+
+    name = "spike-transfer"
+
+    def __init__(self, inner, spike: float):
+        self.inner, self.spike = inner, spike
+
+    def log_prob(self, reco, hard):
+        return self.inner.log_prob(reco, hard) + torch.where(_zero_region(hard), self.spike, 0.0)
+
+    def sample(self, hard, generator=None):
+        return self.inner.sample(hard, generator)
+
+
+def test_huge_weights_where_dsigma_vanishes_do_not_underflow_the_rest(toy):
+    """Points with dσ = 0 contribute nothing, however large their weight (a badly trained sampler's
+    or transfer's outliers): the result equals that without the outliers, instead of -inf."""
+    proc, transfer, sampler, _, reco, theta = toy
+    zero = ZeroRegionProcess(proc)
+    kw = {"n_points": 1000, "max_iterations": 3, "sigma_fid": SIGMA0, "seed": 5}
+    clean = MEMIntegrator(zero, transfer, sampler, **kw).log_likelihood(reco[:6], theta)
+    spiked = MEMIntegrator(zero, SpikeTransfer(transfer, 2000.0), sampler, **kw).log_likelihood(reco[:6], theta)
+    assert torch.isfinite(clean.logp).all()
+    torch.testing.assert_close(spiked.logp, clean.logp, rtol=0, atol=1e-9)
+    torch.testing.assert_close(spiked.std, clean.std, rtol=1e-9, atol=1e-12)
+
+
 def test_convergence_loop_respects_target_and_bounds(toy):
     proc, transfer, sampler, _, reco, theta = toy
     reco = reco[:20]
