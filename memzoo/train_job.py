@@ -128,6 +128,7 @@ def train_card(
     seed = int(card.tables.get("training", {}).get("seed", 0))
     train, val, _test = dataset.split(seed, (0.8, 0.1, 0.1))
     training = {k: v for k, v in card.tables.get("training", {}).items() if isinstance(v, dict)}
+    torch.manual_seed(seed)  # reproducible initial weights: the same card trains the same bundle
     built = card.build()
     process = built["process"]
     metrics: dict[str, float] = {}

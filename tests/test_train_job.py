@@ -39,6 +39,9 @@ def test_train_registers_a_bundle_that_integrates(tiny_card, tmp_path, mlflow_st
     mem = MEMIntegrator(process, bundle.transfer, bundle.sampler, bundle.acceptance, n_points=500, max_iterations=2)
     result = mem.log_likelihood(data.charged_reco, process.theta(sin2theta_eff=[0.22, 0.24]))
     assert bool(torch.isfinite(result.logp).all())
+    # the same card trains the same networks (seeded initial weights, seeded shuffling)
+    again = train_card(tiny_card, size="small", root=tmp_path, register=False, progress=False)
+    assert again["metrics"] == out["metrics"]
 
 
 def test_train_command_errors(tmp_path, capsys):
