@@ -14,13 +14,18 @@ interruption and only missing work is done:
    chunk);
 2. ``memzoo integrate`` of those events with the bundle on an α grid of 10° steps (the
    factorised single pass serves every grid point);
-3. ``memzoo calibrate`` over disjoint sets of ``set_size`` events (pulls of α̂ with mean and
-   width), and ``memzoo scan`` of the first 400 events of each α against the hard-level
-   likelihood.
+3. ``memzoo scan`` of the first 400 and of all events of each α against the hard-level
+   likelihood, and ``memzoo calibrate --hard-level fiducial`` over disjoint sets of ``set_size``
+   events: pulls of α̂ with mean and width, for the learned MEM and for the hard-level
+   likelihood of the same sets (the reference a perfect detector would give);
+4. optionally (``--convergence-events N``) the first N events of each α again with 4× the
+   points: an under-trained sampler leaves the importance-sampling estimate of log p biased
+   low, and by different amounts at different α, which the scans of the two files show.
 
 The commands are printed before they run, so the sequence can also be copied into a batch job.
-Cost on a 2-core CPU: about 4–5 s per event at 2000 points per iteration with the small cINN
-bundle (15k events: most of a day); on one GPU the integration is minutes.
+Cost on a 2-core CPU with the small cINN bundle: about 0.7 s per event and core at 1000 points
+and 2–4 iterations, 2 s at 2000 points and 6 iterations (15k events: 3–8 core-hours); on one
+GPU the integration is minutes.
 """
 
 from __future__ import annotations
@@ -60,10 +65,22 @@ def main() -> None:
     parser.add_argument("--sets", type=int, default=50)
     parser.add_argument("--set-size", type=int, default=100)
     parser.add_argument("--points", type=int, default=2000, help="integrand points per event and iteration")
+    parser.add_argument("--min-iterations", type=int, default=2)
+    parser.add_argument("--max-iterations", type=int, default=6)
+    parser.add_argument("--int-chunk", type=int, default=100, help="events per written integration chunk")
     parser.add_argument("--device", default=None, help="torch device for the integration, e.g. cuda")
+    parser.add_argument("--engine", default="local", choices=["local", "ray"], help="memzoo integrate --engine")
+    parser.add_argument("--int-workers", type=int, default=None, help="Ray workers of the integration")
     parser.add_argument("--workers", type=int, default=2, help="simulation processes")
     parser.add_argument("--seed", type=int, default=100)
     parser.add_argument("--chunk", type=int, default=20_000, help="simulation chunk (events)")
+    parser.add_argument(
+        "--convergence-events",
+        type=int,
+        default=0,
+        help="also integrate the first N events of each α with 4× the points (convergence check of the "
+        "importance sampling: the shift of log p and of the summed scan)",
+    )
     args = parser.parse_args()
     memzoo = [sys.executable, "-m", "memzoo.cli"]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -80,28 +97,32 @@ def main() -> None:
         fraction = accepted_fraction(data)
         total = max(n_rows(data), chunk * math.ceil(1.1 * needed / max(fraction, 1e-3) / chunk))
         run([*simulate, "--events", str(total), "--chunk-size", str(chunk)])
+
+        def integrate(out: Path, events: int, points: int, chunk_size: int, data: Path = data) -> None:
+            command = [*memzoo, "integrate", "--model", args.model, "--data", str(data), "--out", str(out)]
+            command += ["--theta", "alpha=-180:170:36", "--events", str(events), "--points", str(points)]
+            command += ["--min-iterations", str(args.min_iterations), "--max-iterations", str(args.max_iterations)]
+            command += ["--chunk-size", str(chunk_size), "--engine", args.engine]
+            if args.device:
+                command += ["--device", args.device]
+            if args.int_workers:
+                command += ["--workers", str(args.int_workers)]
+            run(command)
+
         result = args.out / f"mem-{tag}.h5"
-        integrate = [*memzoo, "integrate", "--model", args.model, "--data", str(data), "--out", str(result)]
-        integrate += ["--theta", "alpha=-180:170:36", "--events", str(needed), "--points", str(args.points)]
-        integrate += ["--min-iterations", "2", "--max-iterations", "6", "--chunk-size", "100"]
-        if args.device:
-            integrate += ["--device", args.device]
-        run(integrate)
-        run(
-            [
-                *memzoo,
-                "scan",
-                str(result),
-                "--events",
-                "400",
-                "--hard-level",
-                "fiducial",
-                "--out",
-                str(args.out / f"scan-{tag}"),
-            ]
-        )
+        integrate(result, needed, args.points, args.int_chunk)
+        for events in (400, needed):
+            scan = [*memzoo, "scan", str(result), "--events", str(events), "--hard-level", "fiducial"]
+            run([*scan, "--out", str(args.out / f"scan-{tag}-{events}")])
+        if args.convergence_events:
+            check = args.out / f"mem-{tag}-x4.h5"
+            n = args.convergence_events
+            integrate(check, n, 4 * args.points, n)
+            scan = [*memzoo, "scan", str(result), str(check), "--events", str(n), "--hard-level", "fiducial"]
+            run([*scan, "--label", f"{args.points} points", "--label", f"{4 * args.points} points"])
         results.append(str(result))
-    run([*memzoo, "calibrate", *results, "--set-size", str(args.set_size), "--out", str(args.out / "calibration")])
+    calibrate = [*memzoo, "calibrate", *results, "--set-size", str(args.set_size), "--hard-level", "fiducial"]
+    run([*calibrate, "--out", str(args.out / "calibration")])
 
 
 if __name__ == "__main__":
