@@ -119,7 +119,8 @@ def main() -> None:
             n = args.convergence_events
             integrate(check, n, 4 * args.points, n)
             scan = [*memzoo, "scan", str(result), str(check), "--events", str(n), "--hard-level", "fiducial"]
-            run([*scan, "--label", f"{args.points} points", "--label", f"{4 * args.points} points"])
+            scan += ["--label", f"{args.points} points", "--label", f"{4 * args.points} points"]
+            run([*scan, "--out", str(args.out / f"scan-{tag}-convergence")])
         results.append(str(result))
     calibrate = [*memzoo, "calibrate", *results, "--set-size", str(args.set_size), "--hard-level", "fiducial"]
     run([*calibrate, "--out", str(args.out / "calibration")])
