@@ -71,6 +71,19 @@ def _pair_loss(model: Any, p, kind, mask, charge, hard, theta) -> torch.Tensor:
     return model.loss({"reco": reco, "hard": hard, "theta": theta, "charge": charge})
 
 
+def _resampled_loss(transfer: Any):
+    """The sampler loss on reco events drawn from the trained ``transfer`` at each batch's hard events,
+    x̃_reco ~ p(x_reco|x_hard), fresh in every epoch (Heimel, PhD thesis 2024, eqs. 6.37–6.38): q then
+    learns the modelled distribution and cannot memorise the finite set of reco events."""
+
+    def loss(model: Any, p, kind, mask, charge, hard, theta) -> torch.Tensor:
+        with torch.no_grad():
+            reco = transfer.sample(hard)
+        return model.loss({"reco": reco, "hard": hard, "theta": theta, "charge": None})
+
+    return loss
+
+
 def _train_surrogate(card: Any, card_path: Path, **kw: Any) -> dict[str, Any]:
     """A card with a trainable ``[likelihood]`` (a surrogate such as ``regression``): its ``fit_card``
     reads the training data the card names (no simulation); the bundle holds the likelihood alone."""
@@ -152,8 +165,23 @@ def train_card(
                     )
                 metrics[f"{role}_layout_fraction"] = len(fit_train) / max(len(acc_train), 1)
                 model.fit_preprocessing(fit_train.charged_reco, fit_train.hard_coords, fit_train.theta)
-            config = TrainingConfig.from_dict(training.get(role, {}))
-            result = Trainer(model, _pair_loss, config, name=f"{entry}/{role}", progress=progress).fit(
+            options = dict(training.get(role, {}))
+            loss = _pair_loss
+            if role == "sampler":
+                source = options.pop("reco", "true")
+                if source not in ("true", "transfer"):
+                    raise ValueError(
+                        f"{card_path}: [training.sampler] reco = {source!r}; use 'true' (the simulated reco "
+                        "events, eq. 6.36) or 'transfer' (drawn from the trained transfer network, eqs. 6.37–6.38)."
+                    )
+                if source == "transfer":
+                    if "transfer" not in built:
+                        raise ValueError(f"{card_path}: [training.sampler] reco = 'transfer' needs a [transfer].")
+                    built["transfer"].eval()
+                    loss = _resampled_loss(built["transfer"])
+                mlflow.log_param("sampler_reco", source)
+            config = TrainingConfig.from_dict(options)
+            result = Trainer(model, loss, config, name=f"{entry}/{role}", progress=progress).fit(
                 _columns(fit_train), _columns(fit_val)
             )
             metrics[f"{role}_val_loss"] = float(result.best_val_loss)

@@ -49,3 +49,33 @@ def test_train_command_errors(tmp_path, capsys):
     bad.write_text('[process]\nname = "drell-yan"\n[transfer]\nbackend = "cinn"\n')
     assert main(["train", str(bad), "--size", "paper"]) == 2
     assert "has no size 'paper'" in capsys.readouterr().err
+
+
+def test_sampler_on_transfer_resampled_reco(tiny_card, tmp_path, mlflow_store, monkeypatch):
+    """``[training.sampler] reco = "transfer"`` trains q on reco events drawn from the trained transfer
+    network in every batch (eqs. 6.37–6.38); other values are refused with the choices."""
+    from memzoo_cinn.transfer import CINNTransfer
+
+    from memzoo.train_job import train_card
+
+    text = tiny_card.read_text()
+    assert "[training.sampler]\n" in text
+    tiny_card.write_text(text.replace("[training.sampler]\n", '[training.sampler]\nreco = "transfer"\n'))
+    calls = []
+    original = CINNTransfer.sample
+
+    def counting(self, hard, generator=None):
+        calls.append(len(hard))
+        return original(self, hard, generator)
+
+    monkeypatch.setattr(CINNTransfer, "sample", counting)
+    out = train_card(tiny_card, size="small", root=tmp_path, register=False, progress=False)
+    assert torch.isfinite(torch.tensor(out["metrics"]["sampler_val_loss"]))
+    # every training and validation event of the sampler's (one) epoch got freshly drawn reco objects
+    from memzoo.data import read_dataset
+
+    train, val, _ = read_dataset(out["data"]).split(0, (0.8, 0.1, 0.1))
+    assert sum(calls) >= int(train.accepted.sum()) + int(val.accepted.sum()) > 100
+    tiny_card.write_text(text.replace("[training.sampler]\n", '[training.sampler]\nreco = "simulated"\n'))
+    with pytest.raises(ValueError, match="'true' .* or 'transfer'"):
+        train_card(tiny_card, size="small", root=tmp_path, register=False, progress=False)
