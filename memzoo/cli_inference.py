@@ -354,6 +354,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the JSON summary")
 
 
+def _hard_level_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--hard-level",
+        choices=["off", "total", "fiducial"],
+        default="off",
+        help=f"{what}, normalised by σ (total) or by σ_fid with the model's acceptance (fiducial)",
+    )
+    p.add_argument("--sigma-points", type=int, help="VEGAS points per iteration of the hard level's σ or σ_fid")
+
+
 def add_inference_commands(sub: argparse._SubParsersAction) -> None:
     """Register ``scan``, ``calibrate`` and ``discriminant`` on the ``memzoo`` subparsers."""
     p = sub.add_parser("scan", help="combined -2ΔlogL(θ) of results files: best fit, 68%% interval, plots")
@@ -362,14 +372,7 @@ def add_inference_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parameter", action="append", help="parameter(s) to fit (default: all; others profiled)")
     p.add_argument("--events", type=int, help="use only the first N events")
     p.add_argument("--truth", action="append", metavar="NAME=VALUE", help="true value drawn in the plot")
-    p.add_argument(
-        "--hard-level",
-        choices=["off", "total", "fiducial"],
-        default="off",
-        help="add the hard-level reference of the true hard events, normalised by σ (total) or by σ_fid "
-        "with the model's acceptance (fiducial)",
-    )
-    p.add_argument("--sigma-points", type=int, help="VEGAS points per iteration of the hard level's σ or σ_fid")
+    _hard_level_options(p, "add the hard-level reference of the true hard events")
     _common(p)
     p.set_defaults(func=cmd_scan)
 
@@ -378,14 +381,7 @@ def add_inference_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set-size", type=int, default=100, help="events per set")
     p.add_argument("--parameter", help="parameter to calibrate (default: the only one; others profiled)")
     p.add_argument("--truth", action="append", metavar="NAME=VALUE", help="true value, one per file in order")
-    p.add_argument(
-        "--hard-level",
-        choices=["off", "total", "fiducial"],
-        default="off",
-        help="also calibrate the hard-level likelihood of the same events and sets (normalised by σ or by "
-        "σ_fid with the model's acceptance), as the reference that a perfect detector would give",
-    )
-    p.add_argument("--sigma-points", type=int, help="VEGAS points per iteration of the hard level's σ or σ_fid")
+    _hard_level_options(p, "also calibrate the hard-level likelihood of the same events and sets, the reference")
     _common(p)
     p.set_defaults(func=cmd_calibrate)
 
