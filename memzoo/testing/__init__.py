@@ -27,9 +27,11 @@ from memzoo.bundle import Bundle, load_bundle_dir, save_bundle_dir
 from memzoo.events import Particles, from_ptetaphim, to_ptetaphim, wrap_phi
 from memzoo.plugins import create
 from memzoo.protocols import Likelihood
+from memzoo.testing.training import fit_steps, random_batches, smeared_muons
 
 __all__ = [
     "AcceptanceSuite",
+    "FittedPreprocessing",
     "LikelihoodSuite",
     "ProcessSuite",
     "SamplerSuite",
@@ -42,6 +44,9 @@ __all__ = [
     "check_roundtrip",
     "check_sampler",
     "check_transfer_model",
+    "fit_steps",
+    "random_batches",
+    "smeared_muons",
     "transfer_normalisation",
 ]
 
@@ -248,6 +253,28 @@ class Suite:
     def build(self, device: torch.device) -> Any:
         obj = create(self.kind, self.name, **self.config)
         return obj.to(device) if isinstance(obj, torch.nn.Module) else obj
+
+
+class FittedPreprocessing:
+    """Mixin for a suite (listed before it) whose backend standardises its inputs: :meth:`build`
+    fits ``fit_preprocessing`` to the suite's problem, as training setup does.
+
+    Transfer models get ``fit_preprocessing(reco, hard)``, samplers ``fit_preprocessing(reco,
+    hard, theta[:1])``. Unfitted, features such as a pT context of ~100 reach the networks
+    unscaled and the normalisation check sees heavy-tailed weights::
+
+        class TestMyTransfer(FittedPreprocessing, TransferModelSuite):
+            name = "my-transfer"
+    """
+
+    def build(self, device: torch.device) -> Any:
+        model = super().build(device)  # type: ignore[misc]
+        p = self.problem(device)  # type: ignore[attr-defined]
+        if self.kind == "sampler":  # type: ignore[attr-defined]
+            model.fit_preprocessing(p.reco, p.hard, p.theta[:1])
+        else:
+            model.fit_preprocessing(p.reco, p.hard)
+        return model
 
 
 class TransferModelSuite(Suite):

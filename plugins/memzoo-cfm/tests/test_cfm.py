@@ -11,31 +11,28 @@ import torch
 from memzoo_cfm import CFMTransfer
 
 import memzoo
-from memzoo.events import to_ptetaphim, wrap_phi
 from memzoo.plugins import get_registry
-from memzoo.testing import ToyProblem, TransferModelSuite, check_roundtrip
+from memzoo.testing import (
+    FittedPreprocessing,
+    ToyProblem,
+    TransferModelSuite,
+    check_roundtrip,
+    fit_steps,
+    random_batches,
+    smeared_muons,
+)
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 TINY = {"layers": 2, "hidden": 16, "time_features": 2}
 
 
-class _Fitted:
-    """Suites run on models whose standardisation is fitted to the problem, as after training setup."""
-
-    def build(self, device: torch.device):
-        model = super().build(device)  # type: ignore[misc]
-        p = self.problem(device)  # type: ignore[attr-defined]
-        model.fit_preprocessing(p.reco, p.hard)
-        return model
-
-
-class TestCFM(_Fitted, TransferModelSuite):
+class TestCFM(FittedPreprocessing, TransferModelSuite):
     name = "cfm"
     config = TINY
 
 
-class TestCFMHutchinson(_Fitted, TransferModelSuite):
+class TestCFMHutchinson(FittedPreprocessing, TransferModelSuite):
     """Hutchinson densities are unbiased in log p, so exp(log p) is biased upwards by the probe
     variance (Jensen): the ∫ p = 1 check applies to exact divergences only (tested above)."""
 
@@ -44,37 +41,18 @@ class TestCFMHutchinson(_Fitted, TransferModelSuite):
     check_normalisation = False
 
 
-def smeared_pairs(n: int, seed: int) -> tuple:
-    """Muons smeared by N(0, 2 GeV), N(0, 0.02), N(0, 0.02) and the exact log p per dpT dη dφ."""
-    problem = ToyProblem.one_muon(n=n, seed=seed)
-    x = to_ptetaphim(problem.reco.p[:, 0])
-    sigma = torch.tensor([2.0, 0.02, 0.02], dtype=torch.float64)
-    z = torch.stack(
-        [x[:, 0] - problem.hard[:, 0], x[:, 1] - problem.hard[:, 1], wrap_phi(x[:, 2] - problem.hard[:, 2])], -1
-    )
-    exact = (-0.5 * (z / sigma) ** 2 - torch.log(sigma) - 0.5 * math.log(2 * math.pi)).sum(-1)
-    return problem.reco, problem.hard, exact
-
-
 def test_transfer_training_closes_nll_gap():
     """500 steps of the CFM loss (eq. 3.58, no ODE in training) on Gaussian-smeared muons: the ODE
     log-density closes most of the gap to the exact NLL (the sharp 0.02 η resolution against a
     marginal spread of 1.2 needs far longer training to close fully)."""
     torch.manual_seed(0)
-    reco, hard, _ = smeared_pairs(4096, 0)
-    val_reco, val_hard, val_exact = smeared_pairs(500, 1)
+    reco, hard, _ = smeared_muons(4096, 0)
+    val_reco, val_hard, val_exact = smeared_muons(500, 1)
     model = CFMTransfer(CFMTransfer.Config(layers=3, hidden=64, time_features=2, step=0.1))
     model.fit_preprocessing(reco, hard)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     with torch.no_grad():
         before = float(-model.log_prob(val_reco, val_hard).mean())
-    gen = torch.Generator().manual_seed(2)
-    for _ in range(500):
-        rows = torch.randint(0, len(hard), (512,), generator=gen)
-        loss = model.loss({"reco": reco[rows], "hard": hard[rows]})
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit_steps(model, random_batches({"reco": reco, "hard": hard}, 512, seed=2), 500, lr=3e-3)
     with torch.no_grad():
         after = float(-model.log_prob(val_reco, val_hard).mean())
     exact = float(-val_exact.mean())
@@ -104,15 +82,8 @@ def test_flow_matching_learns_conditional_gaussian():
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(1)
     cfm = ConditionalFlowMatching(VelocityMLP(2, 1, layers=3, hidden=64, time_features=2), 2)
-    opt = torch.optim.Adam(cfm.parameters(), lr=3e-3)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 1200)
-    for _ in range(1200):
-        x, c, _ = correlated_gaussian(512, gen)
-        loss = cfm.loss(x, c).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
+    batches = lambda: correlated_gaussian(512, gen)[:2]  # (x, c) per step
+    fit_steps(cfm, batches, 1200, lr=3e-3, loss=lambda xc: cfm.loss(*xc).mean(), cosine=True)
     x, c, exact = correlated_gaussian(400, torch.Generator().manual_seed(9))
     with torch.no_grad():
         log_p = cfm.log_prob(x, c, ODESolver())

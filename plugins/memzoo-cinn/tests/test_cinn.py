@@ -13,49 +13,38 @@ from memzoo.builtin.gaussian import GaussianTransfer
 from memzoo.events import Particles, from_ptetaphim, wrap_phi
 from memzoo.plugins import get_registry
 from memzoo.testing import (
+    FittedPreprocessing,
     SamplerSuite,
     ToyProblem,
     TransferModelSuite,
     check_roundtrip,
     check_sampler,
     check_transfer_model,
+    fit_steps,
+    random_batches,
+    smeared_muons,
     transfer_normalisation,
 )
 
 TINY = {"blocks": 2, "layers": 1, "hidden": 16, "bins": 4}
 
 
-class _Fitted:
-    """Suites run on models whose standardisation is fitted to the problem, as after training
-    setup (unfitted, the pT context reaches ~100 and the broad importance density of the
-    normalisation check sees heavy-tailed weights)."""
-
-    def build(self, device: torch.device):
-        model = super().build(device)  # type: ignore[misc]
-        p = self.problem(device)  # type: ignore[attr-defined]
-        if self.kind == "transfer":  # type: ignore[attr-defined]
-            model.fit_preprocessing(p.reco, p.hard)
-        else:
-            model.fit_preprocessing(p.reco, p.hard, p.theta[:1])
-        return model
-
-
-class TestTransfer(_Fitted, TransferModelSuite):
+class TestTransfer(FittedPreprocessing, TransferModelSuite):
     name = "cinn"
     config = TINY
 
 
-class TestBayesianTransfer(_Fitted, TransferModelSuite):
+class TestBayesianTransfer(FittedPreprocessing, TransferModelSuite):
     name = "cinn-bayesian"
     config = TINY
 
 
-class TestSampler(_Fitted, SamplerSuite):
+class TestSampler(FittedPreprocessing, SamplerSuite):
     name = "cinn"
     config = TINY
 
 
-class TestBayesianSampler(_Fitted, SamplerSuite):
+class TestBayesianSampler(FittedPreprocessing, SamplerSuite):
     name = "cinn-bayesian"
     config = TINY
 
@@ -68,44 +57,20 @@ def test_unfitted_models_conform():
         check_sampler(memzoo.create("sampler", name, **TINY), p)
 
 
-def smeared_pairs(n: int, seed: int) -> tuple[Particles, torch.Tensor, torch.Tensor]:
-    """Hard muons (pT, η, φ) and reco muons smeared by N(0, 2 GeV), N(0, 0.02), N(0, 0.02).
-
-    Returns reco, hard and the exact log p(x_reco|x_hard) per dpT dη dφ (φ wrapping is
-    negligible at σ_φ = 0.02).
-    """
-    gen = torch.Generator().manual_seed(seed)
-    u = torch.rand(n, 3, generator=gen, dtype=torch.float64)
-    hard = torch.stack([25 + 75 * u[:, 0], 4 * u[:, 1] - 2, math.pi * (2 * u[:, 2] - 1)], -1)
-    sigma = torch.tensor([2.0, 0.02, 0.02], dtype=torch.float64)
-    z = torch.randn(n, 3, generator=gen, dtype=torch.float64)
-    x = hard + sigma * z
-    four = from_ptetaphim(torch.cat([x[:, :2], wrap_phi(x[:, 2:]), torch.full((n, 1), 0.10566)], -1))
-    reco = Particles(four[:, None], torch.full((n, 1), 13), torch.ones(n, 1, dtype=torch.bool))
-    exact = (-0.5 * z**2 - torch.log(sigma) - 0.5 * math.log(2 * math.pi)).sum(-1)
-    return reco, hard, exact
-
-
 def test_training_approaches_exact_nll():
     """200 Adam steps on 4096 pairs close >= 85 % of the gap to the exact Gaussian NLL.
 
     Measured with an earlier 3 s budget (2 shared cores): NLL 4.20 → −2.46 against the exact −2.86.
     """
     torch.manual_seed(0)
-    reco, hard, _ = smeared_pairs(4096, 0)
-    val_reco, val_hard, val_exact = smeared_pairs(2000, 1)
+    reco, hard, _ = smeared_muons(4096, 0)
+    val_reco, val_hard, val_exact = smeared_muons(2000, 1)
     model = CINNTransfer(CINNTransfer.Config(blocks=3, layers=2, hidden=32, bins=8))
     model.fit_preprocessing(reco, hard)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     with torch.no_grad():
         before = float(-model.log_prob(val_reco, val_hard).mean())
-    gen = torch.Generator().manual_seed(2)
-    for _ in range(200):  # a fixed number of steps: the result must not depend on the machine's load
-        rows = torch.randint(0, len(hard), (256,), generator=gen)
-        loss = model.loss({"reco": reco[rows], "hard": hard[rows]})
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    # a fixed number of steps: the result must not depend on the machine's load
+    fit_steps(model, random_batches({"reco": reco, "hard": hard}, 256, seed=2), 200, lr=3e-3)
     with torch.no_grad():
         after = float(-model.log_prob(val_reco, val_hard).mean())
     exact = float(-val_exact.mean())
@@ -140,14 +105,7 @@ def test_relative_features_learn_a_sharp_response_and_stay_normalised():
         torch.manual_seed(0)
         model = CINNTransfer(CINNTransfer.Config(blocks=3, layers=2, hidden=32, bins=8, **extra))
         model.fit_preprocessing(reco, hard)
-        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-        batches = torch.Generator().manual_seed(2)
-        for _ in range(150):
-            rows = torch.randint(0, len(hard), (256,), generator=batches)
-            loss = model.loss({"reco": reco[rows], "hard": hard[rows]})
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        fit_steps(model, random_batches({"reco": reco, "hard": hard}, 256, seed=2), 150, lr=3e-3)
         with torch.no_grad():
             gaps[name] = float(-model.log_prob(val_reco, val_hard).mean() + val_exact.mean())
     assert gaps["relative"] < 0.5 and gaps["relative"] < gaps["absolute"] - 1.0, gaps

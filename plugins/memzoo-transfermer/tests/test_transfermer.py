@@ -13,7 +13,16 @@ from memzoo_transfermer import BayesianTransfermer, Transfermer
 import memzoo
 from memzoo.events import Particles, RecoParticles, from_ptetaphim, to_ptetaphim, wrap_phi
 from memzoo.plugins import get_registry
-from memzoo.testing import ToyProblem, TransferModelSuite, check_roundtrip, check_transfer_model
+from memzoo.testing import (
+    FittedPreprocessing,
+    ToyProblem,
+    TransferModelSuite,
+    check_roundtrip,
+    check_transfer_model,
+    fit_steps,
+    random_batches,
+    smeared_muons,
+)
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -60,27 +69,17 @@ def fitted(name: str, problem: ToyProblem, **config) -> Transfermer:
     return model
 
 
-class _Fitted:
-    """Suites run on models with preprocessing fitted to the problem, as after training setup."""
-
-    def build(self, device: torch.device):
-        model = super().build(device)  # type: ignore[misc]
-        p = self.problem(device)  # type: ignore[attr-defined]
-        model.fit_preprocessing(p.reco, p.hard)
-        return model
-
-
-class TestTransfermer(_Fitted, TransferModelSuite):
+class TestTransfermer(FittedPreprocessing, TransferModelSuite):
     name = "transfermer"
     config = TINY
 
 
-class TestBayesianTransfermer(_Fitted, TransferModelSuite):
+class TestBayesianTransfermer(FittedPreprocessing, TransferModelSuite):
     name = "transfermer-bayesian"
     config = TINY
 
 
-class TestVariableMultiplicity(_Fitted, TransferModelSuite):
+class TestVariableMultiplicity(FittedPreprocessing, TransferModelSuite):
     """Jets with 0–2 extra jets (ToyProblem's normalisation check covers one object only)."""
 
     name = "transfermer"
@@ -171,38 +170,19 @@ def test_support_and_multiplicity_term():
     torch.testing.assert_close(after[ok], before[ok])
 
 
-def smeared_pairs(n: int, seed: int) -> tuple[Particles, torch.Tensor, torch.Tensor]:
-    """Muons smeared by N(0, 2 GeV), N(0, 0.02), N(0, 0.02) and the exact log p per dpT dη dφ."""
-    problem = ToyProblem.one_muon(n=n, seed=seed)
-    x = to_ptetaphim(problem.reco.p[:, 0])
-    sigma = torch.tensor([2.0, 0.02, 0.02], dtype=torch.float64)
-    z = torch.stack(
-        [x[:, 0] - problem.hard[:, 0], x[:, 1] - problem.hard[:, 1], wrap_phi(x[:, 2] - problem.hard[:, 2])], -1
-    )
-    exact = (-0.5 * (z / sigma) ** 2 - torch.log(sigma) - 0.5 * math.log(2 * math.pi)).sum(-1)
-    return problem.reco, problem.hard, exact
-
-
 def test_training_approaches_exact_nll():
     """300 Adam steps on smeared muons close most of the gap to the exact Gaussian NLL.
 
     A fixed number of steps, not a time budget: the result must not depend on the machine's load.
     """
     torch.manual_seed(0)
-    reco, hard, _ = smeared_pairs(4096, 0)
-    val_reco, val_hard, val_exact = smeared_pairs(1000, 1)
+    reco, hard, _ = smeared_muons(4096, 0)
+    val_reco, val_hard, val_exact = smeared_muons(1000, 1)
     model = Transfermer(Transfermer.Config(**{**TINY, "subnet_hidden": 32, "bins": 8}))
     model.fit_preprocessing(reco, hard)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     with torch.no_grad():
         before = float(-model.log_prob(val_reco, val_hard).mean())
-    gen = torch.Generator().manual_seed(2)
-    for _ in range(300):
-        rows = torch.randint(0, len(hard), (256,), generator=gen)
-        loss = model.loss({"reco": reco[rows], "hard": hard[rows]})
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit_steps(model, random_batches({"reco": reco, "hard": hard}, 256, seed=2), 300, lr=3e-3)
     with torch.no_grad():
         after = float(-model.log_prob(val_reco, val_hard).mean())
     exact = float(-val_exact.mean())

@@ -13,7 +13,14 @@ from memzoo_transfusion import Transfusion
 import memzoo
 from memzoo.events import Particles, RecoParticles, from_ptetaphim, to_ptetaphim, wrap_phi
 from memzoo.plugins import get_registry
-from memzoo.testing import ToyProblem, TransferModelSuite, check_roundtrip, check_transfer_model
+from memzoo.testing import (
+    FittedPreprocessing,
+    ToyProblem,
+    TransferModelSuite,
+    check_roundtrip,
+    check_transfer_model,
+    fit_steps,
+)
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -53,22 +60,12 @@ def fitted(problem: ToyProblem, **config) -> Transfusion:
     return model
 
 
-class _Fitted:
-    """Suites run on models with preprocessing fitted to the problem, as after training setup."""
-
-    def build(self, device: torch.device):
-        model = super().build(device)  # type: ignore[misc]
-        p = self.problem(device)  # type: ignore[attr-defined]
-        model.fit_preprocessing(p.reco, p.hard)
-        return model
-
-
-class TestTransfusion(_Fitted, TransferModelSuite):
+class TestTransfusion(FittedPreprocessing, TransferModelSuite):
     name = "transfusion"
     config = TINY
 
 
-class TestTransfusionHutchinson(_Fitted, TransferModelSuite):
+class TestTransfusionHutchinson(FittedPreprocessing, TransferModelSuite):
     """exp of an unbiased log-density estimate is biased (Jensen): ∫ p = 1 is checked with exact divergences."""
 
     name = "transfusion"
@@ -76,7 +73,7 @@ class TestTransfusionHutchinson(_Fitted, TransferModelSuite):
     check_normalisation = False
 
 
-class TestVariableMultiplicity(_Fitted, TransferModelSuite):
+class TestVariableMultiplicity(FittedPreprocessing, TransferModelSuite):
     """A b-jet, a jet and 0–2 extra jets: 4-d jet CFM, ordered slots, multiplicity classifier."""
 
     name = "transfusion"
@@ -141,15 +138,10 @@ def test_loss_trains_cfms_and_multiplicity():
     model.loss(batch).backward()
     for part in (model.flow.cfms["jet"], model.multiplicity, model.decoder):
         assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in part.parameters())
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     torch.manual_seed(0)
     with torch.no_grad():
         before = sum(float(model.loss(batch)) for _ in range(5)) / 5
-    for _ in range(150):
-        loss = model.loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit_steps(model, lambda: batch, 150, lr=3e-3)
     with torch.no_grad():
         after = sum(float(model.loss(batch)) for _ in range(5)) / 5
     assert after < 0.7 * before, (before, after)
@@ -227,12 +219,7 @@ def test_cut_direction_learns_back_to_back_muon():
     dy = memzoo.create("transfer", "transfusion", process="drell-yan", objects=("mu", "mu"), charge_order=True, **TINY)
     dy.fit_preprocessing(reco, hard)
     torch.manual_seed(0)
-    opt = torch.optim.Adam(dy.parameters(), lr=1e-2)
-    for _ in range(60):
-        loss = dy.loss({"reco": reco, "hard": hard})
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit_steps(dy, lambda: {"reco": reco, "hard": hard}, 60, lr=1e-2)
     with torch.no_grad():
         p, kind, mask, n_extra, _ = dy.layout.select(reco, None)
         memory, hard_mask, phi_ref, _ = dy._memory(dy.hard_particles(hard), n_extra)
