@@ -160,6 +160,21 @@ class BayesianMixin:
     """
 
     config: Any
+    Config: Any
+    flow: nn.Module
+
+    def __init__(self, config: Any = None) -> None:
+        """Build the deterministic model with ``config`` (default ``self.Config()``), then turn every
+        linear layer of its ``flow`` into a :class:`BayesianLinear` (``config.init_logvar``)."""
+        super().__init__(config or self.Config())  # type: ignore[call-arg]
+        make_bayesian(self.flow, self.config.init_logvar)
+
+    def loss(self, batch: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """NLL of one local-reparametrisation draw plus KL / N, N = ``config.train_size``
+        (thesis eq. 3.67); further arguments go to the deterministic model's ``loss``."""
+        with self.training_noise():
+            nll = super().loss(batch, *args, **kwargs)  # type: ignore[misc]
+        return nll + self.kl() / self.config.train_size
 
     def _bayesian_layers(self) -> list[BayesianLinear]:
         return [m for m in self.modules() if isinstance(m, BayesianLinear)]  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ from torch import nn
 
 from memzoo.events import Particles
 from memzoo.preprocessing import Standardise
-from memzoo_cinn.bayesian import BayesianConfig, BayesianMixin, NetworkConfig, build_flow, make_bayesian, resolve_sizes
+from memzoo_cinn.bayesian import BayesianConfig, BayesianMixin, NetworkConfig, build_flow, resolve_sizes
 from memzoo_cinn.features import Layout, azimuth_from_feature, feature_from_azimuth, standardise
 from memzoo_cinn.transfer import _check_columns, hard_log_columns, unpack
 
@@ -188,12 +188,3 @@ class BayesianCINNSampler(BayesianMixin, CINNSampler):
 
     name = "cinn-bayesian"
     Config = BayesianSamplerConfig
-
-    def __init__(self, config: BayesianSamplerConfig | None = None) -> None:
-        super().__init__(config or self.Config())
-        make_bayesian(self.flow, self.config.init_logvar)
-
-    def loss(self, batch: Any, transfer: Any = None) -> torch.Tensor:
-        with self.training_noise():
-            nll = super().loss(batch, transfer)
-        return nll + self.kl() / self.config.train_size

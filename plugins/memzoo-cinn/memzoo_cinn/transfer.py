@@ -19,7 +19,7 @@ from torch import nn
 
 from memzoo.events import Particles, wrap_phi
 from memzoo.preprocessing import Standardise
-from memzoo_cinn.bayesian import BayesianConfig, BayesianMixin, NetworkConfig, build_flow, make_bayesian, resolve_sizes
+from memzoo_cinn.bayesian import BayesianConfig, BayesianMixin, NetworkConfig, build_flow, resolve_sizes
 from memzoo_cinn.features import Layout, circular_mean, standardise
 
 __all__ = ["BayesianCINNTransfer", "CINNTransfer", "hard_log_columns", "unpack"]
@@ -224,12 +224,3 @@ class BayesianCINNTransfer(BayesianMixin, CINNTransfer):
 
     name = "cinn-bayesian"
     Config = BayesianTransferConfig
-
-    def __init__(self, config: BayesianTransferConfig | None = None) -> None:
-        super().__init__(config or self.Config())
-        make_bayesian(self.flow, self.config.init_logvar)
-
-    def loss(self, batch: Any) -> torch.Tensor:
-        with self.training_noise():
-            nll = super().loss(batch)
-        return nll + self.kl() / self.config.train_size

@@ -13,10 +13,8 @@ would silently bypass the draws). The loss is NLL + KL / N (thesis eq. 3.67).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-import torch
-from memzoo_cinn.bayesian import BayesianConfig, BayesianMixin, make_bayesian
+from memzoo_cinn.bayesian import BayesianConfig, BayesianMixin
 
 from memzoo_transfermer.config import TransfermerConfig
 from memzoo_transfermer.transfer import Transfermer
@@ -39,12 +37,3 @@ class BayesianTransfermer(BayesianMixin, Transfermer):
 
     name = "transfermer-bayesian"
     Config = BayesianTransfermerConfig
-
-    def __init__(self, config: BayesianTransfermerConfig | None = None) -> None:
-        super().__init__(config or self.Config())
-        make_bayesian(self.flow, self.config.init_logvar)
-
-    def loss(self, batch: Any) -> torch.Tensor:
-        with self.training_noise():
-            nll = super().loss(batch)
-        return nll + self.kl() / self.config.train_size
