@@ -27,7 +27,7 @@ from memzoo.bundle import Bundle, load_bundle_dir, save_bundle_dir
 from memzoo.events import Particles, from_ptetaphim, to_ptetaphim, wrap_phi
 from memzoo.plugins import create
 from memzoo.protocols import Likelihood
-from memzoo.testing.training import fit_steps, random_batches, smeared_muons
+from memzoo.testing.training import drell_yan_pairs, fit_steps, random_batches, smeared_muons
 
 __all__ = [
     "AcceptanceSuite",
@@ -44,6 +44,7 @@ __all__ = [
     "check_roundtrip",
     "check_sampler",
     "check_transfer_model",
+    "drell_yan_pairs",
     "fit_steps",
     "random_batches",
     "smeared_muons",

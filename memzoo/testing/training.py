@@ -20,7 +20,7 @@ import torch
 
 from memzoo.events import Particles, to_ptetaphim, wrap_phi
 
-__all__ = ["fit_steps", "random_batches", "smeared_muons"]
+__all__ = ["drell_yan_pairs", "fit_steps", "random_batches", "smeared_muons"]
 
 
 def random_batches(data: Mapping[str, Any], size: int, seed: int) -> Callable[[], dict[str, Any]]:
@@ -99,3 +99,20 @@ def smeared_muons(n: int, seed: int) -> tuple[Particles, torch.Tensor, torch.Ten
     )
     exact = (-0.5 * (z / sigma) ** 2 - torch.log(sigma) - 0.5 * math.log(2 * math.pi)).sum(-1)
     return problem.reco, problem.hard, exact
+
+
+def drell_yan_pairs(n: int, generator: torch.Generator) -> tuple[Particles, torch.Tensor]:
+    """Drell-Yan-like hard points and their reco events for layout/charge tests.
+
+    Hard coordinates (pT, η₁, η₂, φ) with pT ∈ [30, 60] GeV, |η| < 2 and φ ∈ [−π, π]; reco: the
+    two charged muons and MET of :class:`memzoo.builtin.gaussian.GaussianTransfer` (default
+    resolutions). Everything is drawn from ``generator``, which callers may keep using.
+
+    Returns:
+        ``(reco, hard)`` with ``hard`` of shape ``(n, 4)``, float64.
+    """
+    from memzoo.builtin.gaussian import GaussianTransfer
+
+    u = torch.rand(n, 4, generator=generator, dtype=torch.float64)
+    hard = torch.stack([30 + 30 * u[:, 0], 4 * u[:, 1] - 2, 4 * u[:, 2] - 2, math.pi * (2 * u[:, 3] - 1)], -1)
+    return GaussianTransfer().sample(hard, generator=generator), hard

@@ -17,6 +17,7 @@ from memzoo.testing import (
     ToyProblem,
     TransferModelSuite,
     check_roundtrip,
+    drell_yan_pairs,
     fit_steps,
     random_batches,
     smeared_muons,
@@ -119,12 +120,9 @@ def test_solver_options_and_steps():
 
 def test_layout_and_support():
     """A two-muon charge-ordered layout: events with another muon count get −inf; bundles round trip."""
-    from memzoo.builtin.gaussian import GaussianTransfer
 
     gen = torch.Generator().manual_seed(4)
-    u = torch.rand(32, 4, generator=gen, dtype=torch.float64)
-    hard = torch.stack([30 + 30 * u[:, 0], 4 * u[:, 1] - 2, 4 * u[:, 2] - 2, math.pi * (2 * u[:, 3] - 1)], -1)
-    reco = GaussianTransfer().sample(hard, generator=gen)
+    reco, hard = drell_yan_pairs(32, gen)
     model = memzoo.create(
         "transfer", "cfm", objects=["mu", "mu"], charge_order=True, hard_dim=4, log_hard=[0], hard_phi=[3], **TINY
     )

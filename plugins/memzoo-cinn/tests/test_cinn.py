@@ -9,7 +9,6 @@ import torch
 from memzoo_cinn import BayesianCINNTransfer, CINNSampler, CINNTransfer
 
 import memzoo
-from memzoo.builtin.gaussian import GaussianTransfer
 from memzoo.events import Particles, from_ptetaphim, wrap_phi
 from memzoo.plugins import get_registry
 from memzoo.testing import (
@@ -20,6 +19,7 @@ from memzoo.testing import (
     check_roundtrip,
     check_sampler,
     check_transfer_model,
+    drell_yan_pairs,
     fit_steps,
     random_batches,
     smeared_muons,
@@ -155,9 +155,7 @@ def test_two_muons_with_charges_and_met():
     """Drell-Yan layout: two charge-ordered muons picked out of (μ, μ, MET) reco events."""
     gen = torch.Generator().manual_seed(3)
     n = 64
-    u = torch.rand(n, 4, generator=gen, dtype=torch.float64)
-    hard = torch.stack([30 + 30 * u[:, 0], 4 * u[:, 1] - 2, 4 * u[:, 2] - 2, math.pi * (2 * u[:, 3] - 1)], -1)
-    reco = GaussianTransfer().sample(hard, generator=gen)
+    reco, hard = drell_yan_pairs(n, gen)
     layout = {"objects": ("mu", "mu"), "charge_order": True, "hard_dim": 4, "log_hard": (0,), "hard_phi": (3,)}
     transfer = CINNTransfer(CINNTransfer.Config(**layout, **TINY))
     transfer.fit_preprocessing(reco, hard)

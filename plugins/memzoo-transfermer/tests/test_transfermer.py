@@ -19,6 +19,7 @@ from memzoo.testing import (
     TransferModelSuite,
     check_roundtrip,
     check_transfer_model,
+    drell_yan_pairs,
     fit_steps,
     random_batches,
     smeared_muons,
@@ -227,11 +228,8 @@ def test_processes_roundtrip_and_charges():
     assert model.hard_particles(coords)[0].shape == (32, 3, 4)
     torch.testing.assert_close(thj.coords_from_momenta(model.hard_particles(coords)[0]), coords)
     check_roundtrip(model, "transfer", lambda m: m.log_prob(sampled, coords))
-    from memzoo.builtin.gaussian import GaussianTransfer
 
-    u = torch.rand(32, 4, generator=gen, dtype=torch.float64)
-    hard = torch.stack([30 + 30 * u[:, 0], 4 * u[:, 1] - 2, 4 * u[:, 2] - 2, math.pi * (2 * u[:, 3] - 1)], -1)
-    reco = GaussianTransfer().sample(hard, generator=gen)
+    reco, hard = drell_yan_pairs(32, gen)
     dy = memzoo.create("transfer", "transfermer", process="drell-yan", objects=("mu", "mu"), charge_order=True, **TINY)
     dy.fit_preprocessing(reco, hard)
     assert bool(torch.isfinite(dy.log_prob(reco, hard)).all())

@@ -19,6 +19,7 @@ from memzoo.testing import (
     TransferModelSuite,
     check_roundtrip,
     check_transfer_model,
+    drell_yan_pairs,
     fit_steps,
 )
 
@@ -153,12 +154,9 @@ def test_loss_trains_cfms_and_multiplicity():
 def test_solver_options_and_processes():
     """Drell-Yan with charge-ordered muons (on-shell CFM only) and tHj tokens: finite densities,
     dopri5 agrees with RK4, bundles round trip."""
-    from memzoo.builtin.gaussian import GaussianTransfer
 
     gen = torch.Generator().manual_seed(4)
-    u = torch.rand(24, 4, generator=gen, dtype=torch.float64)
-    hard = torch.stack([30 + 30 * u[:, 0], 4 * u[:, 1] - 2, 4 * u[:, 2] - 2, math.pi * (2 * u[:, 3] - 1)], -1)
-    reco = GaussianTransfer().sample(hard, generator=gen)
+    reco, hard = drell_yan_pairs(24, gen)
     dy = memzoo.create("transfer", "transfusion", process="drell-yan", objects=("mu", "mu"), charge_order=True, **TINY)
     dy.fit_preprocessing(reco, hard)
     assert set(dy.flow.cfms) == {"onshell"}
@@ -210,12 +208,9 @@ def test_cut_direction_learns_back_to_back_muon():
     """Drell-Yan muons are back to back: relative to the reference μ⁺ the μ⁻ sits at φ_rel = ±π, on
     the atanh cut of a fixed frame. The circular loss turns ψ(c) towards it (≈ π) within 60 steps,
     while the μ⁺ slot stays at ψ ≈ 0."""
-    from memzoo.builtin.gaussian import GaussianTransfer
 
     gen = torch.Generator().manual_seed(4)
-    u = torch.rand(512, 4, generator=gen, dtype=torch.float64)
-    hard = torch.stack([30 + 30 * u[:, 0], 4 * u[:, 1] - 2, 4 * u[:, 2] - 2, math.pi * (2 * u[:, 3] - 1)], -1)
-    reco = GaussianTransfer().sample(hard, generator=gen)
+    reco, hard = drell_yan_pairs(512, gen)
     dy = memzoo.create("transfer", "transfusion", process="drell-yan", objects=("mu", "mu"), charge_order=True, **TINY)
     dy.fit_preprocessing(reco, hard)
     torch.manual_seed(0)
