@@ -207,14 +207,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             raise ValueError(f"Every --truth must name the calibrated parameter{f' {name}' if name else ''}.")
         name = name or names.pop()
     truth_values = [v for _, v in truths] or None
-    cal = calibrate(groups, args.set_size, name, truth_values, **_fit_options(args))
+    cal = calibrate(groups, args.set_size, name, truth_values, mirror=args.mirror, **_fit_options(args))
     out = _out_dir(args, args.results[0], "_calibration")
     plot = plot_calibration(cal, out / "calibration.png")
     summary = {**cal.as_dict(), "results": args.results, "plots": [str(plot)], "hard_level": args.hard_level}
     text = _calibration_text(summary, cal.parameter.name, args.set_size, "")
     if args.hard_level != "off":  # the same sets of the same events, at the hard level
         hard = [hard_level_events(path, ev, data, args) for path, (ev, data) in zip(args.results, loaded)]
-        hard_cal = calibrate(hard, args.set_size, name, truth_values, **_fit_options(args))
+        hard_cal = calibrate(hard, args.set_size, name, truth_values, mirror=args.mirror, **_fit_options(args))
         hard_plot = plot_calibration(hard_cal, out / "calibration_hard_level.png")
         summary["hard_level_calibration"] = hard_cal.as_dict()
         summary["plots"].append(str(hard_plot))
@@ -241,9 +241,16 @@ def _calibration_text(summary: dict, name: str, set_size: int, prefix: str) -> s
                 str(group["open_intervals"]),
             ]
         )
+        if "mirror_sets" in group:
+            q = group["pulls_without_mirror"]
+            rows[-1] += [str(group["mirror_sets"]), f"{fmt(q['mean'])} ± {fmt(q['mean_err'])}"]
+            rows[-1] += [f"{fmt(q['width'])} ± {fmt(q['width_err'])}"]
     o = summary["overall_pulls"]
     text = f"{prefix}calibration of {name}, sets of {set_size} events\n"
-    text += table(rows, ["truth", "sets", "bias", "pull mean", "pull width", "open"])
+    columns = ["truth", "sets", "bias", "pull mean", "pull width", "open"]
+    if rows and len(rows[0]) > len(columns):
+        columns += ["at −truth", "mean (others)", "width (others)"]
+    text += table(rows, columns)
     text += f"\npulls of the {o['n']} sets with closed intervals: mean {fmt(o['mean'])} ± {fmt(o['mean_err'])}, "
     return text + f"width {fmt(o['width'])} ± {fmt(o['width_err'])}"
 
@@ -382,6 +389,12 @@ def add_inference_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parameter", help="parameter to calibrate (default: the only one; others profiled)")
     p.add_argument("--truth", action="append", metavar="NAME=VALUE", help="true value, one per file in order")
     _hard_level_options(p, "also calibrate the hard-level likelihood of the same events and sets, the reference")
+    p.add_argument(
+        "--mirror",
+        action="store_true",
+        help="θ and −θ are nearly degenerate (e.g. the sign of a CP phase): also count the sets nearer −θ_true "
+        "and give the pulls of the others",
+    )
     _common(p)
     p.set_defaults(func=cmd_calibrate)
 

@@ -147,6 +147,12 @@ def test_calibrate_several_files(capsys, tmp_path):
     assert [g["truth"] for g in s["groups"]] == [0.0, 1.0] and s["overall_pulls"]["n"] == 40
     assert all(g["sets"][0]["err_low"] == pytest.approx(1 / math.sqrt(50)) for g in s["groups"])
     assert abs(s["overall_pulls"]["mean"]) < 4 / math.sqrt(40)
+    code, out, err = run(capsys, "calibrate", *files, "--names", "mu", "--truth", "mu=0", "--truth", "mu=1",
+                         "--set-size", 50, "--out", tmp_path / "cal2", "--mirror")  # fmt: skip
+    assert code == 0, err
+    assert "at −truth" in out and "width (others)" in out
+    s = json.loads((tmp_path / "cal2" / "calibration.json").read_text())
+    assert [g["mirror_sets"] for g in s["groups"]] == [0, 0]  # N(1, 1)/√50 never nearer −1 than 1
 
 
 def test_scan_periodic_parameter(capsys, tmp_path):

@@ -114,3 +114,27 @@ def test_calibration_errors():
         calibrate([unknown], set_size=10)
     assert calibrate([unknown], set_size=10, truths=[0.0]).truths == [0.0]
     assert calibrate([ev], set_size=15).left_out == [5]
+
+
+def test_mirror_sets_are_counted_and_left_out_of_the_second_summary():
+    """θ ↔ −θ ambiguity: 5 of 20 sets (by construction) fit −θ_true; ``mirror=True`` counts exactly those
+    and summarises the pulls of the other 15, which are then N(0, 1) again."""
+    grid = np.linspace(-3.0, 3.0, 121)
+    wrong = gaussian_toy(5 * 25, -1.0, 1.0, grid, seed=3)  # sets drawn at the mirror image
+    right = gaussian_toy(15 * 25, 1.0, 1.0, grid, seed=4)
+    both = EventLikelihoods(
+        torch.cat([wrong.logp, right.logp]),
+        right.theta,
+        right.parameters,
+        truth=torch.ones(20 * 25, 1, dtype=torch.float64),
+    )
+    cal = calibrate([both], set_size=25, mirror=True)
+    group = cal.as_dict()["groups"][0]
+    assert group["mirror_sets"] == 5 and group["mirror_fraction"] == pytest.approx(0.25)
+    assert cal.mirrored(0).tolist() == [True] * 5 + [False] * 15
+    kept = group["pulls_without_mirror"]
+    assert kept["n"] == 15 and abs(kept["mean"]) < 4 / math.sqrt(15) and abs(kept["width"] - 1) < 4 / math.sqrt(28)
+    assert group["pulls"]["width"] > 3  # the mirror sets' pulls of ≈ −10 dominate the plain summary
+    assert "mirror_sets" not in calibrate([both], set_size=25).as_dict()["groups"][0]
+    at_zero = calibrate([gaussian_toy(100, 0.0, 1.0, grid, seed=5)], set_size=25, mirror=True)
+    assert at_zero.as_dict()["groups"][0]["mirror_sets"] == 0  # −0 is 0: no mirror image

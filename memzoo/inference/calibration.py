@@ -11,6 +11,12 @@ A calibrated measurement has pulls of mean 0 and width 1. For n sets with pull m
 sample standard deviation s, the statistical errors are s/√n and s/√(2(n−1)) (Gaussian pulls).
 Sets whose interval is open at the grid edge have no error estimate on that side (only a lower
 limit); their pulls are kept in the per-set output but left out of the summaries.
+
+Where θ and −θ are nearly degenerate (the sign of the CP phase α of tHj, which only CP-odd
+correlations resolve: Heimel, PhD thesis 2024, Sec. 6.3.2), a set may fit the mirror image −θ_true
+and give a pull of about 2θ_true/σ. ``mirror=True`` then also reports how many sets lie nearer
+−θ_true than θ_true and the pull summary of the others, so that a sign ambiguity and a
+miscalibration of the magnitude can be told apart.
 """
 
 from __future__ import annotations
@@ -108,6 +114,23 @@ class Calibration:
     overall: PullSummary | None = None
     sources: list[str] = field(default_factory=list)
     left_out: list[int] = field(default_factory=list)
+    mirror: bool = False
+
+    def mirrored(self, k: int) -> np.ndarray:
+        """``(sets,)`` bool: the sets of group ``k`` whose θ̂ lies nearer −θ_true than θ_true."""
+        values = np.array([e.value for e in self.estimates[k]])
+        truth = self.truths[k]
+        near_mirror = np.abs(self.parameter.delta(values, -truth)) < np.abs(self.parameter.delta(values, truth))
+        return near_mirror & (np.abs(self.parameter.delta(-truth, truth)) > 0)
+
+    def _mirror_summary(self, k: int) -> dict:
+        flipped = self.mirrored(k)
+        closed = np.array([e.closed for e in self.estimates[k]], dtype=bool)
+        return {
+            "mirror_sets": int(flipped.sum()),
+            "mirror_fraction": float(flipped.mean()) if len(flipped) else None,
+            "pulls_without_mirror": asdict(summarise_pulls(self.pulls[k][closed & ~flipped])),
+        }
 
     def as_dict(self) -> dict:
         """Everything, JSON-ready (NaN and inf become ``None``)."""
@@ -128,6 +151,7 @@ class Calibration:
                     "median_err_high": float(np.median([e.err_high for e in self.estimates[k]])),
                     "open_intervals": sum(not e.closed for e in self.estimates[k]),
                     "pulls": asdict(self.summaries[k]),
+                    **(self._mirror_summary(k) if self.mirror else {}),
                     "sets": [{**e.as_dict(), "pull": float(g)} for e, g in zip(self.estimates[k], self.pulls[k])],
                 }
             )
@@ -177,6 +201,7 @@ def calibrate(
     set_size: int = 100,
     name: str | None = None,
     truths: list[float | None] | None = None,
+    mirror: bool = False,
     **options,
 ) -> Calibration:
     """Calibrate one parameter over one or more event collections, each at one true value.
@@ -187,6 +212,8 @@ def calibrate(
         name: the parameter (default: the only one); others are profiled.
         truths: per group, a true value overriding the events' own (``None`` entries: from
             the events).
+        mirror: also count the sets nearer −θ_true and summarise the pulls of the others
+            (module docstring).
         **options: fit options (:func:`memzoo.inference.fit.fit_curve`).
     """
     if not groups:
@@ -204,7 +231,7 @@ def calibrate(
     column = names.index(name)
     info = groups[0].parameters[column]
     truths = list(truths) if truths is not None else [None] * len(groups)
-    cal = Calibration(info, set_size)
+    cal = Calibration(info, set_size, mirror=mirror)
     for g, t in zip(groups, truths):
         truth = _group_truth(g, column, t)
         estimates, _ = fit_sets(g, set_size, name, **options)
