@@ -122,7 +122,16 @@ def main() -> None:
             scan += ["--label", f"{args.points} points", "--label", f"{4 * args.points} points"]
             run([*scan, "--out", str(args.out / f"scan-{tag}-convergence")])
         results.append(str(result))
-    calibrate = [*memzoo, "calibrate", *results, "--set-size", str(args.set_size), "--hard-level", "fiducial"]
+    calibrate = [
+        *memzoo,
+        "calibrate",
+        *results,
+        "--set-size",
+        str(args.set_size),
+        "--hard-level",
+        "fiducial",
+        "--mirror",
+    ]
     run([*calibrate, "--out", str(args.out / "calibration")])
 
 
