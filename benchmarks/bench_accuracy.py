@@ -129,7 +129,10 @@ def fit_backends(
 
 
 def calibration_rows(label: str, path: str | Path) -> list[list[str]]:
-    """Rows ``backend, parameter, true θ, sets × events, bias, pull mean, pull width`` of a calibrate summary."""
+    """Rows of a calibrate summary: ``backend, parameter, true θ, sets × events, bias, pull mean, pull
+    width, sets at −θ, pull mean and width of the others`` (the last three "—" without ``--mirror``);
+    a summary with a hard-level calibration (``memzoo calibrate --hard-level``) adds its rows as
+    ``hard level (<backend>)``."""
     path = Path(path)
     try:
         summary = json.loads(path.read_text())
@@ -139,13 +142,22 @@ def calibration_rows(label: str, path: str | Path) -> list[list[str]]:
         raise SystemExit(f"{path} is not a `memzoo calibrate` summary (calibration.json): no 'groups'/'set_size'.")
     pm = lambda v, e: "n/a" if v is None else f"{v:.2f}".replace("-", "−") + ("" if e is None else f" ± {e:.2f}")
     rows = []
-    for group in summary["groups"]:
-        p = group["pulls"]
-        bias = "n/a" if group["bias"] is None else f"{group['bias']:+.3g}".replace("-", "−")
-        if group.get("bias_err") is not None:
-            bias += f" ± {group['bias_err']:.2g}"
-        rows.append([label, summary["parameter"], f"{group['truth']:g}", f"{group['n_sets']} × {summary['set_size']}",
-                     bias, pm(p["mean"], p["mean_err"]), pm(p["width"], p["width_err"])])  # fmt: skip
+    parts = [(label, summary["groups"])]
+    if summary.get("hard_level_calibration"):
+        parts.append((f"hard level ({label})", summary["hard_level_calibration"]["groups"]))
+    for name, groups in parts:
+        for group in groups:
+            p = group["pulls"]
+            bias = "n/a" if group["bias"] is None else f"{group['bias']:+.3g}".replace("-", "−")
+            if group.get("bias_err") is not None:
+                bias += f" ± {group['bias_err']:.2g}"
+            mirror = ["—", "—", "—"]
+            if "mirror_sets" in group:
+                q = group["pulls_without_mirror"]
+                mirror = [str(group["mirror_sets"]), pm(q["mean"], q["mean_err"]), pm(q["width"], q["width_err"])]
+            sets = f"{group['n_sets']} × {summary['set_size']}"
+            rows.append([name, summary["parameter"], f"{group['truth']:g}", sets, bias,
+                         pm(p["mean"], p["mean_err"]), pm(p["width"], p["width_err"]), *mirror])  # fmt: skip
     return rows
 
 
@@ -212,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
         _fit_tables(rec, args)
     if args.calibration:
         columns = ["backend", "parameter", "true θ", "sets × events", "bias of θ̂", "pull mean", "pull width"]
+        columns += ["sets at −θ", "pull mean, others", "pull width, others"]
         table = rec.table("calibration", columns)
         for item in args.calibration:
             table.extend(calibration_rows(*_pair(item, "--calibration")))

@@ -209,7 +209,17 @@ def test_bench_accuracy_calibration_only(tmp_path):
     rows = doc["tables"]["calibration"]["rows"]
     assert [r[:4] for r in rows] == [["cinn, tHj", "alpha", "0", "10 × 100"], ["cinn, tHj", "alpha", "45", "10 × 100"],
                                      ["cinn, DY", "sin2theta_eff", "0.2315", "10 × 100"]]  # fmt: skip
-    assert rows[0][4:] == ["−3", "−0.20 ± 0.10", "0.90 ± 0.07"]
+    assert rows[0][4:] == ["−3", "−0.20 ± 0.10", "0.90 ± 0.07", "—", "—", "—"]
+    # with --mirror and --hard-level: the mirror columns and the hard level's rows
+    full = json.loads(summary("alpha", [45.0]))
+    full["groups"][0].update(mirror_sets=2, pulls_without_mirror={"mean": 0.1, "mean_err": 0.2, "width": 1.1,
+                                                                   "width_err": 0.3})  # fmt: skip
+    full["hard_level_calibration"] = json.loads(json.dumps(full))
+    (tmp_path / "full.json").write_text(json.dumps(full))
+    bench_accuracy.main(["--calibration", f"cinn={tmp_path / 'full.json'}", "--json", str(out)])
+    rows = json.loads(out.read_text())["tables"]["calibration"]["rows"]
+    assert [r[0] for r in rows] == ["cinn", "hard level (cinn)"]
+    assert rows[0][7:] == ["2", "0.10 ± 0.20", "1.10 ± 0.30"]
     with pytest.raises(SystemExit, match="needs --reference"):
         bench_accuracy.main(["--learned", f"cinn={tmp_path / 'x.h5'}", "--no-json"])
     (tmp_path / "bad.json").write_text("{}")
