@@ -177,7 +177,7 @@ def test_bench_accuracy_gaussian(tmp_path):
         assert rows["cinn"][5].startswith(f"+{shift / width:.2f} ± 0.0")
         assert rows["exact"][5] == "—" and rows["cinn"][6] == "—"  # no hard level asked for
     assert doc["tables"]["calibration"]["rows"] == [
-        ["cinn", "theta0", "0.5", "4 × 10", "+0.01 ± 0.004", "0.10 ± 0.05", "1.02 ± 0.03"]
+        ["cinn", "theta0", "0.5", "4 × 10", "+0.01 ± 0.004", "0.10 ± 0.05", "1.02 ± 0.03", "—", "—", "—"]
     ]
 
 
