@@ -310,11 +310,9 @@ class MEMIntegrator:
         # a common log shift per event keeps products like 1e-30 × 1e5 representable; it is the
         # largest log of the whole integrand w·dσ (a point with a huge weight but dσ = 0, e.g. of a
         # poorly trained sampler, must not set it, or every other point underflows to 0)
-        live = dsig.amax(-1) > 0  # (g, s): points with dσ = 0 at every θ contribute exactly 0
-        log_w = torch.where(live[None], log_w, -math.inf)
-        peak = (log_w[0] + torch.log(dsig.amax(-1))).max(1).values
-        peak = torch.where(torch.isfinite(peak), peak, log_w[0].max(1).values)
-        c_new = torch.maximum(acc["c"], peak)
+        dsig_max = dsig.amax(-1)  # (g, s): points with dσ = 0 at every θ contribute exactly 0
+        log_w = torch.where(dsig_max[None] > 0, log_w, -math.inf)
+        c_new = torch.maximum(acc["c"], (log_w[0] + torch.log(dsig_max)).max(1).values)
         rescale = torch.exp(acc["c"] - c_new)
         acc["s1"] *= rescale[:, None, None]
         acc["s2"] *= rescale[:, None, None] ** 2
