@@ -83,7 +83,10 @@ def cmd_backends(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from memzoo.train_job import train_card
 
-    out = train_card(args.card, size=args.size, alias=args.alias, register=not args.no_register)
+    retrain = tuple(r.strip() for r in args.retrain.split(",") if r.strip())
+    out = train_card(
+        args.card, size=args.size, alias=args.alias, register=not args.no_register, reuse=args.reuse, retrain=retrain
+    )
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in out["metrics"].items())
     print(f"trained {args.card} ({args.size}): {metrics}")
     if "uri" in out:
@@ -219,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="small", help="card size: small (laptop) or paper (thesis)")
     p.add_argument("--alias", help="point this alias (champion, challenger) at the new version")
     p.add_argument("--no-register", action="store_true", help="train and log, but register no version")
+    p.add_argument(
+        "--reuse", metavar="URI", help="take the trained networks of this bundle (models:/NAME@ALIAS) except --retrain"
+    )
+    p.add_argument(
+        "--retrain", default="sampler", help="with --reuse: comma-separated roles to train anew (default: sampler)"
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("registry", help="registered models of the MLflow model registry")

@@ -2,7 +2,14 @@
 
 Order (thesis Sec. 6.2–6.4): the transfer network p(x_reco|x_hard) on accepted pairs, the
 acceptance classifier ε(x_hard) on accepted and rejected hard events, then the sampling network
-q(x_hard|x_reco, θ) on the true pairs (eq. 6.36). Every network is one MLflow run nested under
+q(x_hard|x_reco, θ), on the true pairs (eq. 6.36) or, with ``[training.sampler] reco = "transfer"``,
+on reco events drawn from the trained transfer (eqs. 6.37–6.38). ``hard = "acceptance"`` also
+replaces the accepted hard events by all simulated ones, thinned batch by batch with the trained
+classifier (kept with probability ε(x)): the pairs then follow dσ(x) ε(x) p(x_reco|x), the MEM
+integrand itself, and every epoch sees other hard events, so a sample with a small acceptance
+(4.6 % for the hadronic tHj selection) still trains the sampler on all its hard events.
+``reuse`` takes networks from a registered bundle instead of training them (e.g. retrain only
+the sampler of a bundle). Every network is one MLflow run nested under
 the card's run; the bundle is registered as a new version of the card's ``entry.name`` with the
 validation losses as version tags. A card with a ``[likelihood]`` surrogate (e.g. ``regression``)
 trains it on the data its ``[data]`` table names, through the backend's ``fit_card``.
@@ -84,6 +91,82 @@ def _resampled_loss(transfer: Any):
     return loss
 
 
+def _thinned_loss(transfer: Any, acceptance: Any):
+    """The sampler loss on all simulated hard events, each row kept with probability ε(x_hard) of the
+    trained ``acceptance`` and paired with a fresh x̃_reco ~ p(x_reco|x_hard) of ``transfer``: the kept
+    pairs follow dσ(x) ε(x) p(x_reco|x), the integrand the sampler must match (eq. 6.39)."""
+
+    def loss(model: Any, p, kind, mask, charge, hard, theta) -> torch.Tensor:
+        with torch.no_grad():
+            keep = torch.rand(len(hard), device=hard.device) < acceptance.prob(hard.double()).to(hard.device)
+            if not bool(keep.any()):  # a (rare, small) batch without a kept row: no update
+                return next(model.parameters()).sum() * 0.0
+            hard, theta = hard[keep], theta[keep]
+            reco = transfer.sample(hard)
+        return model.loss({"reco": reco, "hard": hard, "theta": theta, "charge": None})
+
+    return loss
+
+
+def _sampler_setup(card_path: Path, options: dict[str, Any], built: dict[str, Any], train: Any, val: Any):
+    """Loss, training/validation events (``None``: the accepted pairs) and metrics of the sampler."""
+    source, hard = options.pop("reco", "true"), options.pop("hard", "accepted")
+    if source not in ("true", "transfer"):
+        raise ValueError(
+            f"{card_path}: [training.sampler] reco = {source!r}; use 'true' (the simulated reco "
+            "events, eq. 6.36) or 'transfer' (drawn from the trained transfer network, eqs. 6.37–6.38)."
+        )
+    if hard not in ("accepted", "acceptance"):
+        raise ValueError(
+            f"{card_path}: [training.sampler] hard = {hard!r}; use 'accepted' (the simulated accepted "
+            "events) or 'acceptance' (all simulated hard events thinned by the trained acceptance classifier)."
+        )
+    if source == "transfer" and "transfer" not in built:
+        raise ValueError(f"{card_path}: [training.sampler] reco = 'transfer' needs a [transfer].")
+    if hard == "acceptance":
+        if source != "transfer" or not callable(getattr(built.get("acceptance"), "prob", None)):
+            raise ValueError(
+                f"{card_path}: [training.sampler] hard = 'acceptance' needs reco = 'transfer' (rejected events "
+                "have no reco objects of the layout) and an [acceptance] classifier."
+            )
+        built["transfer"].eval()
+        built["acceptance"].eval()
+        with torch.no_grad():
+            mean_eps = float(built["acceptance"].prob(train.hard_coords.double()).mean())
+        # batches of all events hold batch_size kept events on average
+        options["batch_size"] = max(1, round(int(options.get("batch_size", 1024)) / max(mean_eps, 1e-3)))
+        return _thinned_loss(built["transfer"], built["acceptance"]), train, val, {"sampler_mean_acceptance": mean_eps}
+    if source == "transfer":
+        built["transfer"].eval()
+    return (_resampled_loss(built["transfer"]) if source == "transfer" else _pair_loss), None, None, {}
+
+
+def _reused(card_path: str | Path, built: dict[str, Any], reuse: str | None, retrain: tuple[str, ...]) -> set[str]:
+    """Replace the networks of ``built`` by those of the bundle ``reuse`` (all but ``retrain``)."""
+    if reuse is None:
+        return set()
+    import memzoo
+
+    unknown = set(retrain) - {"transfer", "acceptance", "sampler"}
+    if unknown:
+        raise ValueError(f"retrain: unknown roles {sorted(unknown)}; choose from transfer, acceptance, sampler.")
+    parts = memzoo.load(reuse).components()
+    taken = set()
+    for role in ("transfer", "acceptance", "sampler"):
+        if role not in built or role in retrain:
+            continue
+        if role not in parts:
+            raise ValueError(f"{reuse} has no {role} to reuse; add it to --retrain.")
+        if getattr(parts[role], "name", None) != getattr(built[role], "name", None):
+            raise ValueError(
+                f"{card_path}: the card's {role} is {getattr(built[role], 'name', '?')!r}, but {reuse} holds "
+                f"{getattr(parts[role], 'name', '?')!r}; reuse a bundle of this card or retrain the {role}."
+            )
+        built[role] = parts[role]
+        taken.add(role)
+    return taken
+
+
 def _train_surrogate(card: Any, card_path: Path, **kw: Any) -> dict[str, Any]:
     """A card with a trainable ``[likelihood]`` (a surrogate such as ``regression``): its ``fit_card``
     reads the training data the card names (no simulation); the bundle holds the likelihood alone."""
@@ -119,8 +202,16 @@ def train_card(
     alias: str | None = None,
     register: bool = True,
     progress: bool = True,
+    reuse: str | None = None,
+    retrain: tuple[str, ...] = ("sampler",),
 ) -> dict[str, Any]:
-    """Train every network the card names and register the bundle; returns metrics and the version."""
+    """Train every network the card names and register the bundle; returns metrics and the version.
+
+    Args:
+        reuse: a bundle URI (``models:/NAME@ALIAS``, ``runs:/…``, a folder); its networks are
+            taken as trained, except the roles in ``retrain``. Their backends must be the card's.
+        retrain: with ``reuse``, the roles trained anew.
+    """
     import mlflow
 
     from memzoo.builtin.acceptance_training import train_acceptance
@@ -149,54 +240,53 @@ def train_card(
     with mlflow.start_run(run_name=f"train {entry} ({size or 'base'})") as run:
         mlflow.log_params({"card": str(Path(card_path).resolve()), "size": size or "base", "data": str(path)})
         acc_train, acc_val = train[train.accepted], val[val.accepted]
-        for role in ("transfer", "sampler"):
-            if role not in built:
+        trained = _reused(card_path, built, reuse, retrain)
+        if trained:
+            mlflow.log_params({"reuse": reuse, "reused_roles": ",".join(sorted(trained))})
+        for role in ("transfer", "acceptance", "sampler"):
+            if role not in built or role in trained:
                 continue
             model = built[role]
+            if role == "acceptance":
+                if not hasattr(model, "fit_standardisation"):
+                    continue  # a fixed (untrainable) acceptance
+                config = TrainingConfig.from_dict(training.get("acceptance", {}))
+                fit = train_acceptance(
+                    model,
+                    dataset.hard_coords.float(),
+                    dataset.accepted,
+                    config,
+                    names=list(process.coordinate_names),
+                    name=f"{entry}/acceptance",
+                    progress=progress,
+                )
+                metrics.update({f"acceptance_{k}": float(v) for k, v in fit.metrics.items()})
+                continue
+            options = dict(training.get(role, {}))
+            loss, fit_train, fit_val = _pair_loss, acc_train, acc_val
             if role == "transfer":
-                fit_train, fit_val = acc_train, acc_val
                 model.fit_preprocessing(fit_train.charged_reco, fit_train.hard_coords)
             else:
-                fit_train, fit_val = _in_layout(model, acc_train), _in_layout(model, acc_val)
-                if len(fit_train) < 2 or len(fit_val) < 1:
+                loss, fit_train, fit_val, extra = _sampler_setup(Path(card_path), options, built, train, val)
+                metrics.update(extra)
+                pairs_train, pairs_val = _in_layout(model, acc_train), _in_layout(model, acc_val)
+                if len(pairs_train) < 2 or len(pairs_val) < 1:
                     raise ValueError(
-                        f"{card_path}: only {len(fit_train)} training and {len(fit_val)} validation events have "
+                        f"{card_path}: only {len(pairs_train)} training and {len(pairs_val)} validation events have "
                         f"the {role}'s reco layout; simulate more events or check its objects."
                     )
-                metrics[f"{role}_layout_fraction"] = len(fit_train) / max(len(acc_train), 1)
-                model.fit_preprocessing(fit_train.charged_reco, fit_train.hard_coords, fit_train.theta)
-            options = dict(training.get(role, {}))
-            loss = _pair_loss
-            if role == "sampler":
-                source = options.pop("reco", "true")
-                if source not in ("true", "transfer"):
-                    raise ValueError(
-                        f"{card_path}: [training.sampler] reco = {source!r}; use 'true' (the simulated reco "
-                        "events, eq. 6.36) or 'transfer' (drawn from the trained transfer network, eqs. 6.37–6.38)."
-                    )
-                if source == "transfer":
-                    if "transfer" not in built:
-                        raise ValueError(f"{card_path}: [training.sampler] reco = 'transfer' needs a [transfer].")
-                    built["transfer"].eval()
-                    loss = _resampled_loss(built["transfer"])
-                mlflow.log_param("sampler_reco", source)
+                metrics[f"{role}_layout_fraction"] = len(pairs_train) / max(len(acc_train), 1)
+                if fit_train is None:  # pairs of the accepted events in the sampler's layout
+                    fit_train, fit_val = pairs_train, pairs_val
+                model.fit_preprocessing(pairs_train.charged_reco, pairs_train.hard_coords, pairs_train.theta)
+                chosen = training.get(role, {})
+                defaults = (("reco", "true"), ("hard", "accepted"))
+                mlflow.log_params({f"sampler_{k}": chosen.get(k, d) for k, d in defaults})
             config = TrainingConfig.from_dict(options)
             result = Trainer(model, loss, config, name=f"{entry}/{role}", progress=progress).fit(
                 _columns(fit_train), _columns(fit_val)
             )
             metrics[f"{role}_val_loss"] = float(result.best_val_loss)
-        if "acceptance" in built and hasattr(built["acceptance"], "fit_standardisation"):
-            config = TrainingConfig.from_dict(training.get("acceptance", {}))
-            fit = train_acceptance(
-                built["acceptance"],
-                dataset.hard_coords.float(),
-                dataset.accepted,
-                config,
-                names=list(process.coordinate_names),
-                name=f"{entry}/acceptance",
-                progress=progress,
-            )
-            metrics.update({f"acceptance_{k}": float(v) for k, v in fit.metrics.items()})
         mlflow.log_metrics(metrics)
         bundle = Bundle(
             card.process,

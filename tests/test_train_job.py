@@ -79,3 +79,81 @@ def test_sampler_on_transfer_resampled_reco(tiny_card, tmp_path, mlflow_store, m
     tiny_card.write_text(text.replace("[training.sampler]\n", '[training.sampler]\nreco = "simulated"\n'))
     with pytest.raises(ValueError, match="'true' .* or 'transfer'"):
         train_card(tiny_card, size="small", root=tmp_path, register=False, progress=False)
+
+
+def test_sampler_on_acceptance_thinned_hard_events(tiny_card, tmp_path, mlflow_store, monkeypatch):
+    """``hard = "acceptance"``: the sampler trains on all simulated hard events, each kept with the
+    trained classifier's ε(x) and paired with fresh transfer reco; rejected events enter too, and the
+    number kept matches Σ ε over the training and validation events."""
+    from memzoo_cinn.transfer import CINNTransfer
+
+    from memzoo.data import read_dataset
+    from memzoo.train_job import train_card
+
+    text = tiny_card.read_text()
+    thinned = '[training.sampler]\nreco = "transfer"\nhard = "acceptance"\n'
+    tiny_card.write_text(text.replace("[training.sampler]\n", thinned))
+    rows = []
+    original = CINNTransfer.sample
+
+    def recording(self, hard, generator=None):
+        rows.append(hard.detach().clone())
+        return original(self, hard, generator)
+
+    monkeypatch.setattr(CINNTransfer, "sample", recording)
+    out = train_card(tiny_card, size="small", root=tmp_path, alias="thin", progress=False)
+    assert torch.isfinite(torch.tensor(out["metrics"]["sampler_val_loss"]))
+    train, val, _ = read_dataset(out["data"]).split(0, (0.8, 0.1, 0.1))
+    eps = memzoo.load("models:/memzoo-drell-yan-cinn@thin").acceptance
+    with torch.no_grad():
+        expected = sum(float(eps.prob(part.hard_coords.double()).sum()) for part in (train, val))
+        spread = sum(
+            float((eps.prob(p.hard_coords.double()) * (1 - eps.prob(p.hard_coords.double()))).sum())
+            for p in (train, val)
+        )
+    seen = torch.cat(rows)
+    # one epoch: every training and validation event was offered once (binomial count, 5 σ)
+    assert abs(len(seen) - expected) < 5 * spread**0.5 + 1
+    rejected = train.hard_coords[~train.accepted].float()
+    assert len(rejected) > 0
+    hits = (seen[:, None, :] == rejected[None, :, :]).all(-1).any(0).sum()
+    assert int(hits) > 0, "no rejected hard event reached the sampler"
+    with torch.no_grad():
+        mean_eps = float(eps.prob(train.hard_coords.double()).mean())
+    assert abs(out["metrics"]["sampler_mean_acceptance"] - mean_eps) < 1e-6
+    for bad, message in (
+        ('[training.sampler]\nhard = "acceptance"\n', "needs reco = 'transfer'"),
+        ('[training.sampler]\nreco = "transfer"\nhard = "all"\n', "'accepted' .* or 'acceptance'"),
+    ):
+        tiny_card.write_text(text.replace("[training.sampler]\n", bad))
+        with pytest.raises(ValueError, match=message):
+            train_card(tiny_card, size="small", root=tmp_path, register=False, progress=False)
+
+
+def test_train_reuses_networks_of_a_bundle(tiny_card, tmp_path, mlflow_store, capsys):
+    """``memzoo train CARD --reuse URI``: the transfer and acceptance of the bundle are kept bit for
+    bit, only the sampler is trained anew; unknown roles are refused."""
+    from memzoo.train_job import train_card
+
+    train_card(tiny_card, size="small", root=tmp_path, alias="first", progress=False)
+    first = memzoo.load("models:/memzoo-drell-yan-cinn@first")
+    tiny_card.write_text(tiny_card.read_text().replace("[training]\nseed = 0", "[training]\nseed = 7"))
+    argv = ["train", str(tiny_card), "--reuse", "models:/memzoo-drell-yan-cinn@first", "--alias", "second"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "registered models:/memzoo-drell-yan-cinn/" in printed and "(alias second)" in printed
+    second = memzoo.load("models:/memzoo-drell-yan-cinn@second")
+    for role in ("transfer", "acceptance"):
+        a, b = getattr(first, role).state_dict(), getattr(second, role).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    a, b = first.sampler.state_dict(), second.sampler.state_dict()
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="unknown roles"):
+        train_card(
+            tiny_card,
+            root=tmp_path,
+            register=False,
+            progress=False,
+            reuse="models:/memzoo-drell-yan-cinn@first",
+            retrain=("samplr",),
+        )
