@@ -43,9 +43,7 @@ __all__ = ["event_weights", "main", "summarise"]
 
 
 @torch.no_grad()
-def event_weights(
-    parts: dict, reco, theta: torch.Tensor, n_points: int, generator: torch.Generator
-) -> torch.Tensor:
+def event_weights(parts: dict, reco, theta: torch.Tensor, n_points: int, generator: torch.Generator) -> torch.Tensor:
     """``(N,)`` float64 log-weights log(dσ ε p / q) of one event, −inf where invalid.
 
     Args:
