@@ -141,6 +141,9 @@ def plot_calibration(cal: Calibration, path: Path) -> Path:
         for k, (truth, estimates) in enumerate(zip(cal.truths, cal.estimates)):
             colour = COLOURS[k % len(COLOURS)]
             values = truth + info.delta([e.value for e in estimates], truth)  # unwrapped near the truth
+            # the points at their own value in the parameter's range: a set at −α (sign ambiguity)
+            # shows as −α, not as the equivalent truth + 180° + … of the unwrapped value
+            shown = values if info.period is None else np.asarray(info.wrap(np.asarray(values)), dtype=float)
             lo = [e.err_low for e in estimates]
             hi = [e.err_high for e in estimates]
             n = len(estimates)
@@ -150,7 +153,7 @@ def plot_calibration(cal: Calibration, path: Path) -> Path:
                 if sel.any():
                     ax.errorbar(
                         x[sel],
-                        values[sel],
+                        shown[sel],
                         yerr=[np.array(lo)[sel], np.array(hi)[sel]],
                         fmt="o",
                         ms=5,
