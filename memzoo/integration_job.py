@@ -237,7 +237,14 @@ def prepare_job(
 
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive number of events, got {chunk_size}.")
-    parts, card_options, description = load_model_spec(model)
+    from memzoo.tracking import resolve_model_uri
+
+    # an alias (models:/NAME@champion) moves when a new version is trained: the job records, and
+    # its workers load, the version it points at now, so a resumed file never mixes two models
+    pinned = model if model.endswith(".toml") else resolve_model_uri(model)
+    parts, card_options, description = load_model_spec(pinned)
+    if pinned != model:
+        description = f"uri:{model} = {pinned}"
     process = parts["process"]
     for role in ("transfer", "sampler"):
         if role not in parts:
@@ -264,7 +271,7 @@ def prepare_job(
     if device is not None and torch.device(device).type == "cuda" and not torch.cuda.is_available():
         fid_device = "cpu"  # a CPU-only driver of a GPU cluster
     return IntegrationJob(
-        model=_portable_model(model),
+        model=_portable_model(pinned),
         parts=parts,
         reco=dataset[:total].charged_reco,
         rows=rows_all[:total],

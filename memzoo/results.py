@@ -30,6 +30,12 @@ SCHEMA = "memzoo-likelihood-results"
 SCHEMA_VERSION = 1
 
 
+def _short(value: Any, limit: int = 100) -> str:
+    """A setting as a short readable string for an error message."""
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 @dataclass
 class LikelihoodResults:
     """Results read back from a file (torch tensors, float64)."""
@@ -82,8 +88,9 @@ class ResultsWriter:
                         f"now {settings.get('seeding')!r}, from another memzoo version): it can be read but not "
                         f"continued; use another --out."
                     )
+                shown = "; ".join(f"{k}: {_short(old.get(k))} in the file, now {_short(settings.get(k))}" for k in diff)
                 raise ValueError(
-                    f"{self.path} was written with other settings (differing: {diff}); "
+                    f"{self.path} was written with other settings (differing: {diff}; {shown}); "
                     f"use another --out or the original settings to resume."
                 )
             if not np.array_equal(f["theta"][()], theta.cpu().numpy()):

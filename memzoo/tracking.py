@@ -34,6 +34,7 @@ __all__ = [
     "log_model",
     "particles_to_frame",
     "register_bundle",
+    "resolve_model_uri",
     "save_model",
     "set_alias",
     "show_registered",
@@ -185,6 +186,22 @@ def register_bundle(bundle: Bundle, name: str, alias: str | None = None, tags: d
         client.set_registered_model_alias(name, alias, version)
     del run
     return client.get_model_version(name, version)
+
+
+def resolve_model_uri(uri: str) -> str:
+    """``models:/NAME@ALIAS`` → ``models:/NAME/VERSION`` (the version the alias points at now).
+
+    Any other URI is returned unchanged. Aliases move (``memzoo train --alias champion``), so a
+    record of what was used must hold the version, not the alias.
+    """
+    if not uri.startswith("models:/") or "@" not in uri:
+        return uri
+    import mlflow
+
+    ensure_tracking()
+    name, alias = uri[len("models:/") :].rsplit("@", 1)
+    version = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
+    return f"models:/{name}/{version}"
 
 
 def set_alias(name: str, alias: str, version: int | str) -> None:

@@ -196,3 +196,34 @@ def test_unknown_engine_and_missing_ray_are_explained(dy_data, tmp_path, monkeyp
     with pytest.raises(RuntimeError, match=r"pip install 'memzoo\[ray\]'"):
         integrate_dataset(GAUSSIAN_CARD, dy_data, {"sin2theta_eff": [0.2]}, tmp_path / "c.h5", engine="ray")
     assert not (tmp_path / "c.h5").exists()
+
+
+def test_an_alias_is_pinned_to_its_version(dy_data, tmp_path, mlflow_store):
+    """``--model models:/NAME@ALIAS`` records (and loads) the version the alias points at: once the
+    alias moves to another version, resuming the file is refused instead of mixing two models."""
+    from memzoo.bundle import Bundle
+    from memzoo.integration_job import integrate_dataset
+    from memzoo.tracking import register_bundle, resolve_model_uri
+
+    def bundle(n_points):
+        return Bundle(
+            "drell-yan",
+            {"m_min": 60.0, "m_max": 120.0},
+            transfer=memzoo.create("transfer", "gaussian", conditional=True),
+            sampler=memzoo.create("sampler", "gaussian"),
+            acceptance=memzoo.create("acceptance", "parametric-exact"),
+            metadata={"integrator": {"n_points": n_points, "sigma_fid_points": 4000}},
+        )
+
+    first = register_bundle(bundle(400), "memzoo-pinned-dy", alias="champion").version
+    uri = "models:/memzoo-pinned-dy@champion"
+    assert resolve_model_uri(uri) == f"models:/memzoo-pinned-dy/{first}"
+    assert resolve_model_uri("models:/memzoo-pinned-dy/1") == "models:/memzoo-pinned-dy/1"
+    theta = {"sin2theta_eff": [0.22, 0.24]}
+    out = tmp_path / "pinned.h5"
+    integrate_dataset(uri, dy_data, theta, out, n_events=2, chunk_size=1, progress=False)
+    assert read_results(out).settings["model"] == f"uri:{uri} = models:/memzoo-pinned-dy/{first}"
+    second = register_bundle(bundle(600), "memzoo-pinned-dy", alias="champion").version
+    assert second != first
+    with pytest.raises(ValueError, match=f"memzoo-pinned-dy/{first}.* in the file, now .*memzoo-pinned-dy/{second}"):
+        integrate_dataset(uri, dy_data, theta, out, n_events=3, chunk_size=1, progress=False)
