@@ -150,10 +150,12 @@ def test_workers_load_the_model_from_the_mlflow_registry(local_ray, dy_data, ref
         acceptance=memzoo.create("acceptance", "parametric-exact"),
         metadata={"integrator": {"target_rel_error": 0.02, "sigma_fid_points": 4000}},
     )
-    register_bundle(bundle, "memzoo-drell-yan-raytest", alias="champion")
+    version = register_bundle(bundle, "memzoo-drell-yan-raytest", alias="champion").version
     out = run("models:/memzoo-drell-yan-raytest@champion", dy_data, tmp_path / "ray.h5", "ray", n_events=2 * CHUNK)
     result = read_results(out)
-    assert result.settings["model"] == "uri:models:/memzoo-drell-yan-raytest@champion"
+    # the alias is pinned: the workers loaded the version it pointed at when the job started
+    pinned = f"models:/memzoo-drell-yan-raytest/{version}"
+    assert result.settings["model"] == f"uri:models:/memzoo-drell-yan-raytest@champion = {pinned}"
     assert result.event.tolist() == reference.event[: 2 * CHUNK].tolist()
     assert torch.equal(result.logp, reference.logp[: 2 * CHUNK])  # same components, seeds and options as the card
     assert torch.equal(result.logp_replicas, reference.logp_replicas[: 2 * CHUNK])
