@@ -242,7 +242,10 @@ def train_card(
         acc_train, acc_val = train[train.accepted], val[val.accepted]
         trained = _reused(card_path, built, reuse, retrain)
         if trained:
-            mlflow.log_params({"reuse": reuse, "reused_roles": ",".join(sorted(trained))})
+            from memzoo.tracking import resolve_model_uri
+
+            pinned = resolve_model_uri(str(reuse))  # the version, not an alias that may move
+            mlflow.log_params({"reuse": pinned, "reused_roles": ",".join(sorted(trained))})
         for role in ("transfer", "acceptance", "sampler"):
             if role not in built or role in trained:
                 continue
