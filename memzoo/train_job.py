@@ -78,30 +78,22 @@ def _pair_loss(model: Any, p, kind, mask, charge, hard, theta) -> torch.Tensor:
     return model.loss({"reco": reco, "hard": hard, "theta": theta, "charge": charge})
 
 
-def _resampled_loss(transfer: Any):
+def _resampled_loss(transfer: Any, acceptance: Any = None):
     """The sampler loss on reco events drawn from the trained ``transfer`` at each batch's hard events,
     x̃_reco ~ p(x_reco|x_hard), fresh in every epoch (Heimel, PhD thesis 2024, eqs. 6.37–6.38): q then
-    learns the modelled distribution and cannot memorise the finite set of reco events."""
+    learns the modelled distribution and cannot memorise the finite set of reco events.
+
+    With a trained ``acceptance`` the batches hold all simulated hard events and each row is kept
+    with probability ε(x_hard): the kept pairs follow dσ(x) ε(x) p(x_reco|x), the integrand the
+    sampler must match (eq. 6.39)."""
 
     def loss(model: Any, p, kind, mask, charge, hard, theta) -> torch.Tensor:
         with torch.no_grad():
-            reco = transfer.sample(hard)
-        return model.loss({"reco": reco, "hard": hard, "theta": theta, "charge": None})
-
-    return loss
-
-
-def _thinned_loss(transfer: Any, acceptance: Any):
-    """The sampler loss on all simulated hard events, each row kept with probability ε(x_hard) of the
-    trained ``acceptance`` and paired with a fresh x̃_reco ~ p(x_reco|x_hard) of ``transfer``: the kept
-    pairs follow dσ(x) ε(x) p(x_reco|x), the integrand the sampler must match (eq. 6.39)."""
-
-    def loss(model: Any, p, kind, mask, charge, hard, theta) -> torch.Tensor:
-        with torch.no_grad():
-            keep = torch.rand(len(hard), device=hard.device) < acceptance.prob(hard.double()).to(hard.device)
-            if not bool(keep.any()):  # a (rare, small) batch without a kept row: no update
-                return next(model.parameters()).sum() * 0.0
-            hard, theta = hard[keep], theta[keep]
+            if acceptance is not None:
+                keep = torch.rand(len(hard), device=hard.device) < acceptance.prob(hard.double()).to(hard.device)
+                if not bool(keep.any()):  # a (rare, small) batch without a kept row: no update
+                    return next(model.parameters()).sum() * 0.0
+                hard, theta = hard[keep], theta[keep]
             reco = transfer.sample(hard)
         return model.loss({"reco": reco, "hard": hard, "theta": theta, "charge": None})
 
@@ -129,27 +121,34 @@ def _sampler_setup(card_path: Path, options: dict[str, Any], built: dict[str, An
                 f"{card_path}: [training.sampler] hard = 'acceptance' needs reco = 'transfer' (rejected events "
                 "have no reco objects of the layout) and an [acceptance] classifier."
             )
-        built["transfer"].eval()
-        built["acceptance"].eval()
+        acceptance = built["acceptance"].eval()
         with torch.no_grad():
-            mean_eps = float(built["acceptance"].prob(train.hard_coords.double()).mean())
+            mean_eps = float(acceptance.prob(train.hard_coords.double()).mean())
         # batches of all events hold batch_size kept events on average
         options["batch_size"] = max(1, round(int(options.get("batch_size", 1024)) / max(mean_eps, 1e-3)))
-        return _thinned_loss(built["transfer"], built["acceptance"]), train, val, {"sampler_mean_acceptance": mean_eps}
+        loss = _resampled_loss(built["transfer"].eval(), acceptance)
+        return loss, train, val, {"sampler_mean_acceptance": mean_eps}
     if source == "transfer":
-        built["transfer"].eval()
-    return (_resampled_loss(built["transfer"]) if source == "transfer" else _pair_loss), None, None, {}
+        return _resampled_loss(built["transfer"].eval()), None, None, {}
+    return _pair_loss, None, None, {}
 
 
-def _reused(card_path: str | Path, built: dict[str, Any], reuse: str | None, retrain: tuple[str, ...]) -> set[str]:
-    """Replace the networks of ``built`` by those of the bundle ``reuse`` (all but ``retrain``)."""
+def _reused(
+    card_path: str | Path, built: dict[str, Any], reuse: str | None, retrain: tuple[str, ...]
+) -> tuple[set[str], str | None]:
+    """Replace the networks of ``built`` by those of the bundle ``reuse`` (all but ``retrain``).
+
+    Returns the roles taken and the URI loaded (an alias pinned to its current version).
+    """
     if reuse is None:
-        return set()
+        return set(), None
     import memzoo
+    from memzoo.tracking import resolve_model_uri
 
     unknown = set(retrain) - {"transfer", "acceptance", "sampler"}
     if unknown:
         raise ValueError(f"retrain: unknown roles {sorted(unknown)}; choose from transfer, acceptance, sampler.")
+    reuse = resolve_model_uri(str(reuse))  # the version, not an alias that may move
     parts = memzoo.load(reuse).components()
     taken = set()
     for role in ("transfer", "acceptance", "sampler"):
@@ -164,7 +163,7 @@ def _reused(card_path: str | Path, built: dict[str, Any], reuse: str | None, ret
             )
         built[role] = parts[role]
         taken.add(role)
-    return taken
+    return taken, reuse
 
 
 def _train_surrogate(card: Any, card_path: Path, **kw: Any) -> dict[str, Any]:
@@ -240,11 +239,8 @@ def train_card(
     with mlflow.start_run(run_name=f"train {entry} ({size or 'base'})") as run:
         mlflow.log_params({"card": str(Path(card_path).resolve()), "size": size or "base", "data": str(path)})
         acc_train, acc_val = train[train.accepted], val[val.accepted]
-        trained = _reused(card_path, built, reuse, retrain)
+        trained, pinned = _reused(card_path, built, reuse, retrain)
         if trained:
-            from memzoo.tracking import resolve_model_uri
-
-            pinned = resolve_model_uri(str(reuse))  # the version, not an alias that may move
             mlflow.log_params({"reuse": pinned, "reused_roles": ",".join(sorted(trained))})
         for role in ("transfer", "acceptance", "sampler"):
             if role not in built or role in trained:
