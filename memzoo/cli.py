@@ -199,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, help="bootstrap replicas for correlated errors")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="torch device, e.g. cuda")
+    p.add_argument(
+        "--max-batch-points",
+        type=int,
+        help="(event, point) rows per model call (default 2^20); lower it when a process runs out of memory "
+        "(the numbers do not change, and a run may resume with another value)",
+    )
     add_engine_arguments(p)
     p.set_defaults(func=cmd_integrate)
 

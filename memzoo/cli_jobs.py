@@ -189,6 +189,7 @@ def cmd_integrate(args: argparse.Namespace) -> int:
             "max_iterations": args.max_iterations,
             "bootstrap": args.bootstrap,
             "seed": args.seed,
+            "max_batch_points": args.max_batch_points,
         }.items()
         if value is not None
     }

@@ -208,6 +208,12 @@ class IntegrationJob:
         return ChunkIntegrator(self.parts, self.options, self.theta, self.device, self.sigma_fid)
 
 
+#: Integrator options that change memory use and speed but not the numbers (the random draws of
+#: every event come from its own generator, in the same order however the points are batched):
+#: left out of the results file's settings, so a run may resume with another value.
+RESULT_NEUTRAL_OPTIONS = ("max_batch_points",)
+
+
 def _file_digest(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -263,7 +269,7 @@ def prepare_job(
         "model": description,
         "data": str(Path(data).resolve()),
         "data_sha256": _file_digest(Path(data)),
-        "options": opts,
+        "options": {k: v for k, v in opts.items() if k not in RESULT_NEUTRAL_OPTIONS},
         "chunk_size": chunk_size,
         "seeding": SEEDING,
     }

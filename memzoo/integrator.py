@@ -252,11 +252,20 @@ class MEMIntegrator:
             "rep": torch.zeros(g, 2, n_th, n_rep, dtype=torch.float64, device=device),
         }
         step = max(1, self.max_batch_points // g)
+        if grid is not None and step < n:
+            # an event's points span several slices: its VEGAS data are binned per θ and normalised
+            # once the iteration's means are known (_slice), so they do not depend on the slicing
+            acc["grid"] = torch.zeros(g, dim, grid.n_bins, n_th, dtype=torch.float64, device=device)
+            acc["count"] = torch.zeros(g, dim, grid.n_bins, dtype=torch.float64, device=device)
         for a in range(0, n, step):
             b = min(n, a + step)
             half = (torch.arange(a, b, device=device) >= h).to(torch.float64)  # (s,) 0: A, 1: B
             cnt = None if cnt_all is None else cnt_all[..., a:b]
             self._slice(reco, theta, coeff, events, y_all[:, a:b], t_all[:, a:b], cnt, half, grid, acc, n_bad)
+        if "grid" in acc:
+            norm = acc["s1"].sum(1) / n  # (g, T): the iteration's mean integrand
+            inv = torch.where(norm > 0, 1.0 / norm.clamp(min=1e-300) ** 2, 0.0)
+            grid.add((acc["grid"] * inv[:, None, None, :]).mean(-1), acc["count"], events)
         mean = acc["s1"] / h
         st["shift"][k, events] = acc["c"]
         st["mean"][k, events] = mean
@@ -317,6 +326,8 @@ class MEMIntegrator:
         acc["s1"] *= rescale[:, None, None]
         acc["s2"] *= rescale[:, None, None] ** 2
         acc["rep"] *= rescale[:, None, None, None]
+        if "grid" in acc:
+            acc["grid"] *= rescale[:, None, None, None] ** 2
         acc["c"] = c_new
         vals = dsig[None] * torch.exp(log_w - c_new[None, :, None])[..., None]  # (1 + R, g, s, T)
         # per-event sums as batched products with per-event shapes, so that an event's result
@@ -336,7 +347,11 @@ class MEMIntegrator:
                 else:
                     w = cnt[:, ms] * sel[:, hh : hh + 1]  # (g, |ms|, s)
                     acc["rep"][:, hh, :, ms] += torch.bmm(w, src).transpose(1, 2)
-        if grid is not None:
+        if "grid" in acc:
+            sums, counts = grid.histogram(y, integrand**2)
+            acc["grid"] += sums
+            acc["count"] += counts
+        elif grid is not None:  # all points of these events are in this slice
             norm = integrand.mean(1, keepdim=True)  # (g, 1, T)
             ratio = torch.where(norm > 0, integrand / norm.clamp(min=1e-300), 0.0)
             grid.accumulate(y, (ratio**2).mean(-1), events)

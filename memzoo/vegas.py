@@ -115,13 +115,31 @@ class VegasGrid:
                 values are ignored (treated as 0).
             events: ``(E',)`` grids the rows belong to; ``None`` for all E in order.
         """
+        sums, counts = self.histogram(y, f2[..., None])
+        self.add(sums[..., 0], counts, events)
+
+    def histogram(self, y: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per event, dimension and bin of this grid: the sums of ``values`` and the point counts.
+
+        Args:
+            y: ``(E', N, D)`` uniform points; ``values``: ``(E', N, K)`` non-negative data per
+                point (non-finite values count as 0).
+
+        Returns:
+            ``sums (E', D, n_bins, K)`` and ``counts (E', D, n_bins)``, for :meth:`add` once
+            combined (e.g. over the slices of one iteration).
+        """
         index, _ = self._bin(y.transpose(1, 2))  # (E', D, N)
-        f2 = torch.nan_to_num(f2.to(self.edges.dtype), nan=0.0, posinf=0.0, neginf=0.0).clamp(min=0.0)
-        src = f2[:, None, :].expand(-1, self.dim, -1)
-        sums = torch.zeros(index.shape[0], self.dim, self.n_bins, dtype=self.edges.dtype, device=self.edges.device)
-        counts = torch.zeros_like(sums)
-        sums.scatter_add_(-1, index, src)
-        counts.scatter_add_(-1, index, torch.ones_like(src))
+        values = torch.nan_to_num(values.to(self.edges.dtype), nan=0.0, posinf=0.0, neginf=0.0).clamp(min=0.0)
+        e, _, k = values.shape
+        sums = torch.zeros(e, self.dim, self.n_bins, k, dtype=self.edges.dtype, device=self.edges.device)
+        sums.scatter_add_(2, index[..., None].expand(-1, -1, -1, k), values[:, None].expand(-1, self.dim, -1, -1))
+        counts = torch.zeros(e, self.dim, self.n_bins, dtype=self.edges.dtype, device=self.edges.device)
+        counts.scatter_add_(-1, index, torch.ones_like(index, dtype=counts.dtype))
+        return sums, counts
+
+    def add(self, sums: torch.Tensor, counts: torch.Tensor, events: torch.Tensor | None = None) -> None:
+        """Add binned training data ``sums``, ``counts`` ``(E', D, n_bins)`` to the grids ``events``."""
         if events is None:
             self._sum_f2 += sums
             self._count += counts

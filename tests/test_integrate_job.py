@@ -102,6 +102,26 @@ def test_integrate_command_writes_and_resumes(dy_data, tmp_path, capsys):
     assert "other settings" in capsys.readouterr().err
 
 
+def test_max_batch_points_changes_memory_not_numbers(dy_data, tmp_path, capsys):
+    """--max-batch-points splits the (event, point) rows of a model call differently; every event
+    draws from its own generator in the same order, so the numbers agree up to summation order and
+    a file resumes with another value (the option is not in the file's settings)."""
+    argv = ["integrate", "--model", GAUSSIAN_CARD, "--data", str(dy_data), "--theta", "sin2theta_eff=0.2:0.26:3"]
+    argv += ["--chunk-size", "3", "--points", "1000", "--min-iterations", "2", "--max-iterations", "2"]
+    whole, split = tmp_path / "whole.h5", tmp_path / "split.h5"
+    assert main([*argv, "--events", "6", "--out", str(whole)]) == 0
+    # 700 rows per call: one event and 700 of its 1000 points, then the remaining 300
+    assert main([*argv, "--events", "3", "--out", str(split), "--max-batch-points", "700"]) == 0
+    assert main([*argv, "--events", "6", "--out", str(split), "--max-batch-points", "5000"]) == 0
+    a, b = read_results(whole), read_results(split)
+    assert "max_batch_points" not in b.settings["options"]
+    assert b.event.tolist() == a.event.tolist()
+    torch.testing.assert_close(b.logp, a.logp, rtol=0, atol=1e-9)
+    torch.testing.assert_close(b.std, a.std, rtol=0, atol=1e-9)
+    assert main([*argv, "--events", "1", "--out", str(tmp_path / "bad.h5"), "--max-batch-points", "0"]) == 2
+    assert "max_batch_points >= 1" in capsys.readouterr().err
+
+
 def test_integrate_from_a_saved_bundle(dy_data, tmp_path):
     """--model also takes a bundle (folder or MLflow URI): same numbers as the card with the same seed."""
     from pathlib import Path
