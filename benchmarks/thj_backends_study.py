@@ -187,11 +187,18 @@ def common_layout_mask(reco: Any, args: argparse.Namespace) -> Any:
 
 
 def train(args: argparse.Namespace, data: Path, timings: Timings) -> dict[str, str]:
-    """Step 2: one derived card per backend, trained and registered in the store inside OUT."""
+    """Step 2: one derived card per backend, trained and registered in the store inside OUT.
+
+    With ``cinn`` among the backends and without ``--own-samplers``, it is trained first and the
+    others take its Sampling-cINN and acceptance classifier (``memzoo train --reuse ... --retrain
+    transfer``): the bundles then differ in the transfer only, so the MEM comparison measures the
+    transfer backends and not four samplers of different quality.
+    """
     (args.out / "cards").mkdir(exist_ok=True)
     (args.out / "trained").mkdir(exist_ok=True)
-    models = {}
-    for backend in args.backends:
+    models: dict[str, str] = {}
+    shared = "cinn" in args.backends and not args.own_samplers
+    for backend in sorted(args.backends, key=lambda b: b != "cinn") if shared else args.backends:
         card = derived_card(backend, args.size, data, args)
         text = f"# Derived by benchmarks/thj_backends_study.py from registry/thj/{backend}.toml\n"
         text += tomli_w.dumps(card)
@@ -200,11 +207,15 @@ def train(args: argparse.Namespace, data: Path, timings: Timings) -> dict[str, s
         marker = args.out / "trained" / f"{backend}.sha256"
         name = card["entry"]["name"]
         models[backend] = f"models:/{name}@champion"
+        command = [sys.executable, "-m", "memzoo.cli", "train", str(path), "--size", args.size, "--alias", "champion"]
+        if shared and backend != "cinn":
+            command += ["--reuse", models["cinn"], "--retrain", "transfer"]
+            # retrained with the cINN bundle it reuses
+            digest = hashlib.sha256((digest + (args.out / "trained" / "cinn.sha256").read_text()).encode()).hexdigest()
         if marker.is_file() and marker.read_text() == digest and (args.out / "memzoo-runs").is_dir():
             skip(f"training of {name}")
             continue
         path.write_text(text)
-        command = [sys.executable, "-m", "memzoo.cli", "train", str(path), "--size", args.size, "--alias", "champion"]
         timings.step(f"train_{backend}", command, args.out)
         marker.write_text(digest)
     return models
@@ -297,6 +308,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--study-events", type=int, default=4000, help="held-out accepted events validated")
     parser.add_argument("--seed", type=int, default=100, help="held-out seed (plus the true α)")
     parser.add_argument("--chunk", type=int, default=None, help="simulation chunk (default: the cards')")
+    parser.add_argument(
+        "--own-samplers",
+        action="store_true",
+        help="train every card's own sampler and acceptance (default: all backends use the cinn bundle's)",
+    )
     parser.add_argument("--tiny", action="store_true", help="smoke test: few events, one epoch, tiny integrations")
     args = parser.parse_args(argv)
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]

@@ -83,3 +83,29 @@ def test_rerun_skips_finished_steps(tiny_run, capsys):
         assert f"skip {step}" in printed
     assert (out / "timings.json").read_text() == timings
     assert again["studies"] == summary["studies"]
+
+
+def test_backends_share_the_cinn_sampler_and_acceptance(tiny_run, monkeypatch):
+    """The Transfermer bundle holds the cINN bundle's sampler and acceptance, weight for weight, and
+    its own transfer: the MEM comparison differs in the transfer only."""
+    import mlflow
+
+    import memzoo
+    from memzoo import tracking
+
+    out, _, _ = tiny_run
+    before = dict(tracking._STATE)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tracking.configure_tracking(out / "memzoo-runs")  # the study's store
+    try:
+        cinn = memzoo.load("models:/memzoo-thj-cinn-pythia@champion").components()
+        transfermer = memzoo.load("models:/memzoo-thj-transfermer-pythia@champion").components()
+    finally:  # back to the store the other tests use
+        tracking._STATE.clear()
+        tracking._STATE.update(before)
+        mlflow.set_tracking_uri(before.get("configured"))
+        mlflow.set_registry_uri(before.get("configured"))
+    for role in ("sampler", "acceptance"):
+        a, b = cinn[role].state_dict(), transfermer[role].state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert transfermer["transfer"].name == "transfermer" and cinn["transfer"].name == "cinn"
