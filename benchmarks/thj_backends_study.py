@@ -272,6 +272,7 @@ def study(args: argparse.Namespace, models: dict[str, str], held: Path, mem_even
     else:
         grid = TINY_GRID if args.tiny else GRID
         command = [*base, "--data", str(mem_events), "--out", str(out), "--integrate", "--grid", grid]
+        command += ["--match-multiplicity"]  # these events were selected by their jet count
         command += ["--integrate-events", str(args.integrate_events), "--set-size", str(args.set_size)]
         command += ["--points", str(args.points)] + (["--bootstrap", "2"] if args.tiny else [])
         timings.step("study_mem", command, args.out)

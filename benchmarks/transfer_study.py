@@ -139,12 +139,56 @@ def _same_events(path: Path, data: Dataset) -> bool:
     )
 
 
-def generate(transfer: Any, hard: torch.Tensor, seed: int = 0, batch_size: int = 2000) -> Particles:
-    """One generated reco event per hard point ``hard (E, D)``, sampled in batches with one seeded stream."""
+def generate(
+    transfer: Any,
+    hard: torch.Tensor,
+    seed: int = 0,
+    batch_size: int = 2000,
+    match: Particles | None = None,
+    max_rounds: int = 200,
+) -> tuple[Particles, int]:
+    """One generated reco event per hard point ``hard (E, D)``, sampled in batches with one seeded stream.
+
+    With ``match`` (the true reco events, row for row), an event whose object counts per kind differ
+    from its true event's is drawn again (up to ``max_rounds`` times): the generated events then
+    follow p(x_reco | x_hard, n) at the true multiplicities n. For a transfer that models the
+    multiplicity (p(n | x_hard), eq. 6.45) this is the comparison that fits held-out events
+    selected by their multiplicity; a fixed-layout transfer always matches such events.
+
+    Returns:
+        The generated events and the number of rows still unmatched after ``max_rounds``.
+    """
     device = hard.device
     g = torch.Generator(device).manual_seed(seed)
-    batches = [transfer.sample(h, generator=g) for h in hard.split(batch_size)]
-    return Particles.cat([Particles(b.p.double(), b.kind, b.mask, validate=False) for b in batches])
+
+    def draw(h: torch.Tensor) -> Particles:
+        batches = [transfer.sample(b, generator=g) for b in h.split(batch_size)]
+        return Particles.cat([Particles(b.p.double(), b.kind, b.mask, validate=False) for b in batches])
+
+    out = draw(hard)
+    if match is None:
+        return out, 0
+    kinds = torch.unique(match.kind[match.mask]).tolist()
+
+    def counts(reco: Particles) -> torch.Tensor:
+        return torch.stack([(reco.mask & (reco.kind == k)).sum(1) for k in kinds], 1).cpu()
+
+    want = counts(match)
+    rows = torch.arange(len(hard))
+    pieces, where = [], []
+    for _ in range(max_rounds):
+        ok = (counts(out) == want[rows]).all(1)
+        pieces.append(out[torch.nonzero(ok).squeeze(-1).to(out.p.device)])
+        where.append(rows[ok])
+        rows = rows[~ok]
+        if len(rows) == 0:
+            break
+        out = draw(hard[rows.to(device)])
+    if len(rows):
+        pieces.append(out)  # the last draw of the unmatched rows
+        where.append(rows)
+    order = torch.argsort(torch.cat(where))
+    return Particles.cat(pieces)[order.to(out.p.device)], len(rows)
 
 
 def transfer_log_prob(transfer: Any, reco: Particles, hard: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
@@ -217,6 +261,7 @@ def run_study(
     integrate: dict[str, Any] | None = None,
     device: str | None = None,
     plots: bool = True,
+    match_multiplicity: bool = False,
 ) -> dict[str, Any]:
     """Run the study (module docstring) and write ``summary.json`` and ``table.md`` into ``out``.
 
@@ -224,6 +269,8 @@ def run_study(
         models: label → model card, MLflow URI or bundle folder.
         integrate: ``None`` or ``{"grid": {name: values}, "events": N, "set_size": S, "options":
             MEMIntegrator options}``.
+        match_multiplicity: generate every event at its true object counts per kind (see
+            :func:`generate`): for held-out events selected by multiplicity.
     """
     from memzoo.integration_job import integrate_dataset, load_model_spec
 
@@ -250,7 +297,9 @@ def run_study(
             raise ValueError(f"{label} ({model}) has no transfer model to validate.")
         transfer = parts["transfer"].to(dev) if isinstance(parts["transfer"], torch.nn.Module) else parts["transfer"]
         t0 = time.perf_counter()
-        generated[label] = generate(transfer, hard, seed).to("cpu")
+        reference = true_reco if match_multiplicity else None
+        generated[label], unmatched = generate(transfer, hard, seed, match=reference)
+        generated[label] = generated[label].to("cpu")
         t1 = time.perf_counter()
         logp = transfer_log_prob(transfer, true_reco, hard)
         t2 = time.perf_counter()
@@ -258,6 +307,7 @@ def run_study(
             "model": description,
             "transfer": getattr(transfer, "name", type(transfer).__name__),
             "log_prob": log_prob_summary(logp),
+            "generated_unmatched": unmatched,
             "seconds_sample": t1 - t0,
             "seconds_log_prob": t2 - t1,
         }
@@ -327,6 +377,7 @@ def run_study(
         "features": list(true_f.names),
         "classifier": asdict(classifier or ClassifierConfig()),
         "integrate": integrate,
+        "match_multiplicity": match_multiplicity,
         "figures": [str(p) for p in figures],
         "backends": rows,
     }
@@ -398,6 +449,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--bootstrap", type=int, default=8, help="bootstrap replicas of the integration")
     parser.add_argument("--device", default=None)
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument(
+        "--match-multiplicity",
+        action="store_true",
+        help="draw each generated event again until its object counts per kind equal the true event's",
+    )
     args = parser.parse_args(argv)
     models = dict(parse_model(m) for m in args.model)
     if len(models) != len(args.model):
@@ -426,6 +482,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         integrate=integrate,
         device=args.device,
         plots=not args.no_plots,
+        match_multiplicity=args.match_multiplicity,
     )
     print(markdown_table(summary))
     print(f"wrote {args.out / 'summary.json'} and {args.out / 'table.md'}")

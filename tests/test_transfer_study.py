@@ -123,3 +123,38 @@ def test_small_helpers():
     assert s == {"mean": 2.0, "error": pytest.approx(1 / math.sqrt(3)), "n": 3, "n_nonfinite": 1}
     with pytest.raises(ValueError, match="at least one model"):
         study.run_study("x.h5", {}, "out")
+
+
+class _RandomJets:
+    """A transfer whose number of jets (kind 1) is 1, 2 or 3 at random; every jet carries its event's
+    hard value in p[..., 0], so that a row that ends up in the wrong place is seen."""
+
+    def sample(self, hard, generator=None):
+        from memzoo.events import Particles
+
+        b = len(hard)
+        n = torch.randint(1, 4, (b,), generator=generator)
+        mask = torch.arange(3)[None] < n[:, None]
+        p = torch.zeros(b, 3, 4, dtype=torch.float64)
+        p[..., 0] = hard[:, :1].double()
+        return Particles(p, torch.ones(b, 3, dtype=torch.long), mask, validate=False)
+
+
+def test_generate_can_match_the_true_multiplicities():
+    from memzoo.events import Particles
+
+    hard = torch.arange(200, dtype=torch.float64)[:, None]
+    want = torch.arange(200) % 3 + 1  # 1, 2, 3 jets
+    truth = Particles(
+        torch.zeros(200, 3, 4, dtype=torch.float64),
+        torch.ones(200, 3, dtype=torch.long),
+        torch.arange(3)[None] < want[:, None],
+        validate=False,
+    )
+    free, unmatched = study.generate(_RandomJets(), hard, seed=1)
+    assert unmatched == 0 and not torch.equal(free.count(1), want)  # a third match by chance
+    matched, unmatched = study.generate(_RandomJets(), hard, seed=1, match=truth)
+    assert unmatched == 0 and torch.equal(matched.count(1), want)
+    assert torch.equal(matched.p[:, 0, 0], hard[:, 0])  # rows stay with their hard event
+    _, unmatched = study.generate(_RandomJets(), hard, seed=1, match=truth, max_rounds=1)
+    assert 80 < unmatched < 160  # 2/3 of 200 miss in one draw
