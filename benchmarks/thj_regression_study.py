@@ -232,6 +232,7 @@ def scans(logp: torch.Tensor, truth: torch.Tensor, alpha: torch.Tensor) -> dict:
 
 def time_integrator(sample: dict, store: str, n_events: int, tmp: Path) -> dict:
     """Wall seconds of ``memzoo integrate`` (1 thread, the sample's settings) on ``n_events`` events."""
+    from memzoo.integration_job import recorded_model
     from memzoo.results import read_results
 
     res = read_results(sample["file"])
@@ -248,7 +249,7 @@ def time_integrator(sample: dict, store: str, n_events: int, tmp: Path) -> dict:
         "print(json.dumps(time.perf_counter() - t))\n"
     )
     job = {
-        "store": str(Path(store).resolve()), "model": settings["model"].removeprefix("uri:"),
+        "store": str(Path(store).resolve()), "model": recorded_model(settings["model"]),
         "data": str(sample["dataset"]), "grid": grid, "out": str(tmp / "timing.h5"), "n": n_events,
         "options": settings["options"],
     }  # fmt: skip

@@ -79,12 +79,13 @@ def _finish(args: argparse.Namespace, summary: dict, text: str) -> int:
 
 def model_acceptance(settings: dict, path: str):
     """The acceptance network of the model a results file was integrated with."""
-    from memzoo.integration_job import load_model_spec
+    from memzoo.integration_job import load_model_spec, recorded_model
 
-    model = str(settings.get("model", ""))
-    kind, _, where = model.partition(":")
-    if kind not in ("card", "uri") or not where:
-        raise ValueError(f"{path} does not record its model; --hard-level fiducial needs the model's acceptance.")
+    try:
+        where = recorded_model(settings.get("model", ""))
+    except ValueError:
+        message = f"{path} does not record its model; --hard-level fiducial needs the model's acceptance."
+        raise ValueError(message) from None
     parts, _, _ = load_model_spec(where)
     if "acceptance" not in parts:
         raise ValueError(f"The model {where} of {path} has no acceptance network; use --hard-level total.")

@@ -83,6 +83,19 @@ class _FixedSigmaFid:
         return self.sigma.clone(), self.error.clone()
 
 
+def recorded_model(description: str) -> str:
+    """The model a results file was integrated with, as :func:`load_model_spec` takes it.
+
+    ``description`` is the ``model`` of the file's settings: ``card:PATH``, ``uri:URI`` or, for an
+    alias pinned when the job started, ``uri:models:/NAME@ALIAS = models:/NAME/VERSION`` (the
+    version is returned: the alias may have moved since).
+    """
+    kind, _, where = str(description).partition(":")
+    if kind not in ("card", "uri") or not where:
+        raise ValueError(f"{description!r} is not a recorded model (card:PATH or uri:URI).")
+    return where.partition(" = ")[2] or where if kind == "uri" else where
+
+
 class ChunkIntegrator:
     """Integrates the chunks of one job: the result depends on (options, seed, chunk index, events) only.
 

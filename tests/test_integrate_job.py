@@ -247,3 +247,13 @@ def test_an_alias_is_pinned_to_its_version(dy_data, tmp_path, mlflow_store):
     assert second != first
     with pytest.raises(ValueError, match=f"memzoo-pinned-dy/{first}.* in the file, now .*memzoo-pinned-dy/{second}"):
         integrate_dataset(uri, dy_data, theta, out, n_events=3, chunk_size=1, progress=False)
+    # the file names the version it was integrated with: the hard level's acceptance comes from it
+    from memzoo.cli_inference import model_acceptance
+    from memzoo.integration_job import recorded_model
+
+    settings = read_results(out).settings
+    assert recorded_model(settings["model"]) == f"models:/memzoo-pinned-dy/{first}"
+    assert model_acceptance(settings, str(out)).name == "parametric-exact"
+    assert recorded_model("uri:models:/x/2") == "models:/x/2" and recorded_model("card:/a/b.toml") == "/a/b.toml"
+    with pytest.raises(ValueError, match="not a recorded model"):
+        recorded_model("gaussian")
