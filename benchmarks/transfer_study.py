@@ -149,9 +149,9 @@ def generate(
 ) -> tuple[Particles, int]:
     """One generated reco event per hard point ``hard (E, D)``, sampled in batches with one seeded stream.
 
-    With ``match`` (the true reco events, row for row), an event whose object counts per kind differ
-    from its true event's is drawn again (up to ``max_rounds`` times): the generated events then
-    follow p(x_reco | x_hard, n) at the true multiplicities n. For a transfer that models the
+    With ``match`` (the true reco events, row for row), an event whose object counts differ from its
+    true event's, for each kind that both contain, is drawn again (up to ``max_rounds`` times): the
+    generated events then follow p(x_reco | x_hard, n) at the true multiplicities n. For a transfer that models the
     multiplicity (p(n | x_hard), eq. 6.45) this is the comparison that fits held-out events
     selected by their multiplicity; a fixed-layout transfer always matches such events.
 
@@ -168,7 +168,8 @@ def generate(
     out = draw(hard)
     if match is None:
         return out, 0
-    kinds = torch.unique(match.kind[match.mask]).tolist()
+    # the kinds both model: e.g. the missing pT of the true events is no object of the cINN layout
+    kinds = sorted(set(torch.unique(match.kind[match.mask]).tolist()) & set(torch.unique(out.kind[out.mask]).tolist()))
 
     def counts(reco: Particles) -> torch.Tensor:
         return torch.stack([(reco.mask & (reco.kind == k)).sum(1) for k in kinds], 1).cpu()

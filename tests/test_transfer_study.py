@@ -144,13 +144,10 @@ def test_generate_can_match_the_true_multiplicities():
     from memzoo.events import Particles
 
     hard = torch.arange(200, dtype=torch.float64)[:, None]
-    want = torch.arange(200) % 3 + 1  # 1, 2, 3 jets
-    truth = Particles(
-        torch.zeros(200, 3, 4, dtype=torch.float64),
-        torch.ones(200, 3, dtype=torch.long),
-        torch.arange(3)[None] < want[:, None],
-        validate=False,
-    )
+    want = torch.arange(200) % 3 + 1  # 1, 2, 3 jets, and a missing pT (kind 12) the transfer never makes
+    kind = torch.cat([torch.ones(200, 3, dtype=torch.long), torch.full((200, 1), 12)], 1)
+    mask = torch.cat([torch.arange(3)[None] < want[:, None], torch.ones(200, 1, dtype=torch.bool)], 1)
+    truth = Particles(torch.zeros(200, 4, 4, dtype=torch.float64), kind, mask, validate=False)
     free, unmatched = study.generate(_RandomJets(), hard, seed=1)
     assert unmatched == 0 and not torch.equal(free.count(1), want)  # a third match by chance
     matched, unmatched = study.generate(_RandomJets(), hard, seed=1, match=truth)
