@@ -220,11 +220,15 @@ def _finite_rows(f: FeatureSet) -> tuple[FeatureSet, int]:
     return replace(f, values=f.values[ok], present=f.present[ok]), int((~ok).sum())
 
 
-def calibration_numbers(results: Path, parameter: str, set_size: int) -> dict[str, Any]:
-    """θ̂ of all events combined and the pull summary over disjoint sets (``memzoo calibrate``)."""
+def calibration_numbers(results: Path, parameter: str, set_size: int, n_events: int | None = None) -> dict[str, Any]:
+    """θ̂ of the first ``n_events`` events combined and the pull summary over disjoint sets (``memzoo calibrate``).
+
+    A file may hold more events than asked for (an earlier, longer run): every backend is
+    compared on the same first ``n_events``.
+    """
     from memzoo.inference import calibrate, fit_scan, load_event_likelihoods
 
-    events, _ = load_event_likelihoods(results)
+    events, _ = load_event_likelihoods(results, n_events=n_events)
     est = fit_scan(events.combine(), parameter)
     out: dict[str, Any] = {
         "events": len(events),
@@ -367,7 +371,7 @@ def run_study(
                 progress=False,
             )
             rows[label]["mem"] = {
-                **calibration_numbers(path, parameter, integrate.get("set_size", 100)),
+                **calibration_numbers(path, parameter, integrate.get("set_size", 100), integrate.get("events")),
                 "results": str(path),
                 "seconds": time.perf_counter() - t0,
             }

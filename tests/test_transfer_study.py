@@ -104,6 +104,9 @@ def test_integrate_and_calibrate_give_an_estimate_per_backend(dy_sm, tmp_path):
     assert 0.1 <= mem["estimate"] <= 0.4 and mem["err_high"] >= 0
     table = study.markdown_table(summary)
     assert "sin2theta_eff (all events)" in table.splitlines()[0] and f"| {mem['closed_sets']}/2 |" in table
+    # a later, shorter study of the same file compares the first events only
+    shorter = study.calibration_numbers(Path(mem["results"]), "sin2theta_eff", 6, n_events=12)
+    assert shorter["events"] == 12 and shorter["n_sets"] == 2
 
 
 def test_small_helpers():
