@@ -199,7 +199,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             f"Give either no --truth (read from the datasets) or one per results file, in order "
             f"({len(args.results)}); got {len(truths)}."
         )
-    loaded = [_load(path, args) for path in args.results]
+    loaded = [_load(path, args, args.events) for path in args.results]
     groups = [events for events, _ in loaded]
     name = args.parameter
     if truths:
@@ -389,6 +389,7 @@ def add_inference_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set-size", type=int, default=100, help="events per set")
     p.add_argument("--parameter", help="parameter to calibrate (default: the only one; others profiled)")
     p.add_argument("--truth", action="append", metavar="NAME=VALUE", help="true value, one per file in order")
+    p.add_argument("--events", type=int, help="use only the first N events of each file")
     _hard_level_options(p, "also calibrate the hard-level likelihood of the same events and sets, the reference")
     p.add_argument(
         "--mirror",

@@ -95,6 +95,11 @@ def test_calibrate_reads_the_truth_from_the_dataset(dy_results, capsys, tmp_path
     assert group["truth"] == 0.2315 and group["n_sets"] == dy_results["n"] // 20
     assert group["events_left_out"] == dy_results["n"] % 20
     assert (tmp_path / "calibration.png").stat().st_size > 10_000
+    # --events: the first N events of the file, e.g. to compare files of different lengths
+    code, out, err = run(capsys, "calibrate", dy_results["path"], "--set-size", 20, "--events", 40, "--out", tmp_path)
+    assert code == 0, err
+    group = json.loads((tmp_path / "calibration.json").read_text())["groups"][0]
+    assert group["n_sets"] == 2 and group["events_left_out"] == 0
 
 
 def test_calibrate_hard_level_of_the_same_sets(dy_results, capsys, tmp_path):
