@@ -90,6 +90,7 @@ def test_two_workers_bit_identical_to_single_process(local_ray, card, dy_data, r
     add_engine_arguments(parser)
     args = parser.parse_args(["--engine", "ray", "--workers", "2", "--threads", "1"])
     options = {"points": 400, "min_iterations": 2, "max_iterations": 3, "bootstrap": 2, "seed": 5, "target": None}
+    options["max_batch_points"] = None
     args.__dict__.update(options, model=card, data=str(dy_data), out=str(tmp_path / "ray.h5"), device=None)
     args.__dict__.update(theta=["sin2theta_eff=0.21,0.2315,0.25"], events=N_EVENTS, chunk_size=CHUNK)
     assert cmd_integrate(args) == 0
