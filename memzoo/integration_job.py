@@ -93,7 +93,9 @@ def recorded_model(description: str) -> str:
     kind, _, where = str(description).partition(":")
     if kind not in ("card", "uri") or not where:
         raise ValueError(f"{description!r} is not a recorded model (card:PATH or uri:URI).")
-    return where.partition(" = ")[2] or where if kind == "uri" else where
+    if kind == "uri" and " = " in where:
+        return where.partition(" = ")[2]
+    return where
 
 
 class ChunkIntegrator:
