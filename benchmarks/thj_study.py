@@ -3,7 +3,8 @@
 Usage::
 
     python benchmarks/thj_study.py --out thj-study [--model models:/memzoo-thj-cinn@champion]
-        [--sets 50] [--set-size 100] [--alphas 0,45,90] [--points 2000] [--device cuda] [--workers 16]
+        [--sets 50] [--set-size 100] [--batch-sets 0] [--alphas 0,45,90] [--points 2000]
+        [--device cuda] [--workers 16]
 
 Train the bundle first (``memzoo train registry/thj/cinn.toml --alias champion``). Every step is
 a ``memzoo`` command that resumes where it stopped, so the script can be rerun after an
@@ -14,6 +15,10 @@ interruption and only missing work is done:
    chunk);
 2. ``memzoo integrate`` of those events with the bundle on an α grid of 10° steps (the
    factorised single pass serves every grid point);
+   With ``--batch-sets K`` the sample of each α is made in batches of K sets: batch k has its own
+   dataset (seed + 100·k) and results file, and steps 3 joins them (``A.h5,B.h5``). A study can
+   so grow by more sets without touching the files it has: a grown dataset is another file to
+   ``memzoo integrate``, which would start again.
 3. ``memzoo scan`` of the first 400 and of all events of each α against the hard-level
    likelihood, and ``memzoo calibrate --hard-level fiducial`` over disjoint sets of ``set_size``
    events: pulls of α̂ with mean and width, for the learned MEM and for the hard-level
@@ -57,13 +62,49 @@ def n_rows(path: Path) -> int:
         return int(f.attrs.get("n_events", 0))
 
 
-def main() -> None:
+def simulate_batch(
+    memzoo: list[str], args: argparse.Namespace, alpha: float, data: Path, seed: int, needed: int
+) -> None:
+    """Simulate ``data`` at α with enough events for ``needed`` accepted ones (10 % margin)."""
+    simulate = [*memzoo, "simulate", "thj", "--theta", f"alpha={alpha:g}", "--channel", "hadronic"]
+    simulate += ["--seed", str(seed), "--workers", str(args.workers), "--out", str(data)]
+    chunk = args.chunk
+    if not data.exists():  # one chunk first, to measure the acceptance
+        run([*simulate, "--events", str(chunk), "--chunk-size", str(chunk)])
+    fraction = accepted_fraction(data)
+    total = max(n_rows(data), chunk * math.ceil(1.1 * needed / max(fraction, 1e-3) / chunk))
+    run([*simulate, "--events", str(total), "--chunk-size", str(chunk)])
+
+
+def integrate(
+    memzoo: list[str], args: argparse.Namespace, data: Path, out: Path, events: int, points: int, chunk_size: int
+) -> None:
+    """``memzoo integrate`` of the first ``events`` accepted events of ``data`` on the 10° α grid."""
+    command = [*memzoo, "integrate", "--model", args.model, "--data", str(data), "--out", str(out)]
+    command += ["--theta", "alpha=-180:170:36", "--events", str(events), "--points", str(points)]
+    command += ["--min-iterations", str(args.min_iterations), "--max-iterations", str(args.max_iterations)]
+    command += ["--chunk-size", str(chunk_size), "--engine", args.engine]
+    if args.device:
+        command += ["--device", args.device]
+    if args.int_workers:
+        command += ["--workers", str(args.int_workers)]
+    run(command)
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for datasets, results and plots")
     parser.add_argument("--model", default="models:/memzoo-thj-cinn@champion")
     parser.add_argument("--alphas", default="0,45,90", help="true α values in degrees")
     parser.add_argument("--sets", type=int, default=50)
     parser.add_argument("--set-size", type=int, default=100)
+    parser.add_argument(
+        "--batch-sets",
+        type=int,
+        default=0,
+        help="sets per batch: each batch its own dataset (seed + 100·k) and results file, joined for the "
+        "scans and the calibration (0: one batch)",
+    )
     parser.add_argument("--points", type=int, default=2000, help="integrand points per event and iteration")
     parser.add_argument("--min-iterations", type=int, default=2)
     parser.add_argument("--max-iterations", type=int, default=6)
@@ -81,47 +122,37 @@ def main() -> None:
         help="also integrate the first N events of each α with 4× the points (convergence check of the "
         "importance sampling: the shift of log p and of the summed scan)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     memzoo = [sys.executable, "-m", "memzoo.cli"]
     args.out.mkdir(parents=True, exist_ok=True)
     needed = args.sets * args.set_size
     results = []
+    per_batch = args.batch_sets or args.sets
+    batches = math.ceil(args.sets / per_batch)
     for alpha in (float(a) for a in args.alphas.split(",")):
         tag = f"alpha{alpha:g}"
-        data = args.out / f"thj-{tag}.h5"
-        simulate = [*memzoo, "simulate", "thj", "--theta", f"alpha={alpha:g}", "--channel", "hadronic"]
-        simulate += ["--seed", str(args.seed + int(alpha)), "--workers", str(args.workers), "--out", str(data)]
-        chunk = args.chunk
-        if not data.exists():  # one chunk first, to measure the acceptance
-            run([*simulate, "--events", str(chunk), "--chunk-size", str(chunk)])
-        fraction = accepted_fraction(data)
-        total = max(n_rows(data), chunk * math.ceil(1.1 * needed / max(fraction, 1e-3) / chunk))
-        run([*simulate, "--events", str(total), "--chunk-size", str(chunk)])
-
-        def integrate(out: Path, events: int, points: int, chunk_size: int, data: Path = data) -> None:
-            command = [*memzoo, "integrate", "--model", args.model, "--data", str(data), "--out", str(out)]
-            command += ["--theta", "alpha=-180:170:36", "--events", str(events), "--points", str(points)]
-            command += ["--min-iterations", str(args.min_iterations), "--max-iterations", str(args.max_iterations)]
-            command += ["--chunk-size", str(chunk_size), "--engine", args.engine]
-            if args.device:
-                command += ["--device", args.device]
-            if args.int_workers:
-                command += ["--workers", str(args.int_workers)]
-            run(command)
-
-        result = args.out / f"mem-{tag}.h5"
-        integrate(result, needed, args.points, args.int_chunk)
+        parts = []
+        for k in range(batches):
+            suffix = "" if k == 0 else f"-b{k}"
+            sets = min(per_batch, args.sets - k * per_batch)
+            data = args.out / f"thj-{tag}{suffix}.h5"
+            result = args.out / f"mem-{tag}{suffix}.h5"
+            seed = args.seed + int(alpha) + 100 * k
+            simulate_batch(memzoo, args, alpha, data, seed, sets * args.set_size)
+            integrate(memzoo, args, data, result, sets * args.set_size, args.points, args.int_chunk)
+            parts.append(str(result))
+        joined = ",".join(parts)
         for events in (400, needed):
-            scan = [*memzoo, "scan", str(result), "--events", str(events), "--hard-level", "fiducial"]
+            scan = [*memzoo, "scan", joined, "--events", str(events), "--hard-level", "fiducial"]
             run([*scan, "--out", str(args.out / f"scan-{tag}-{events}")])
         if args.convergence_events:
             check = args.out / f"mem-{tag}-x4.h5"
             n = args.convergence_events
-            integrate(check, n, 4 * args.points, n)
-            scan = [*memzoo, "scan", str(result), str(check), "--events", str(n), "--hard-level", "fiducial"]
+            integrate(memzoo, args, args.out / f"thj-{tag}.h5", check, n, 4 * args.points, n)
+            scan = [*memzoo, "scan", parts[0], str(check), "--events", str(n), "--hard-level", "fiducial"]
             scan += ["--label", f"{args.points} points", "--label", f"{4 * args.points} points"]
             run([*scan, "--out", str(args.out / f"scan-{tag}-convergence")])
-        results.append(str(result))
+        results.append(joined)
     calibrate = [
         *memzoo,
         "calibrate",

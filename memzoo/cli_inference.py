@@ -7,6 +7,11 @@ Examples::
 
     memzoo scan thj_mem.h5 --hard-level fiducial
     memzoo calibrate thj_a0.h5 thj_a45.h5 thj_a90.h5 --set-size 100
+    memzoo calibrate thj_a0.h5,thj_a0_more.h5 thj_a45.h5,thj_a45_more.h5 --set-size 100
+
+A results argument ``A.h5,B.h5`` joins files of one likelihood (model, integrator options, θ
+grid) into one event set, e.g. a sample grown from a second simulation seed
+(:func:`memzoo.inference.io.load_event_likelihoods`).
     memzoo discriminant sig_mem.h5 bkg_mem.h5 --a alpha=0 --b alpha=90
 """
 
@@ -56,8 +61,18 @@ def _load(path: str, args: argparse.Namespace, n_events: int | None = None):
     return load_event_likelihoods(path, names=names, periods=periods, n_events=n_events)
 
 
+def _stem(spec: str) -> str:
+    """A short name of a results argument (``a+b`` for the join ``a.h5,b.h5``)."""
+    from memzoo.inference.io import results_parts
+
+    return "+".join(p.stem for p in results_parts(spec))
+
+
 def _out_dir(args: argparse.Namespace, first: str, suffix: str) -> Path:
-    out = Path(args.out) if args.out else Path(first).with_name(Path(first).stem + suffix)
+    from memzoo.inference.io import results_parts
+
+    first_file = results_parts(first)[0]
+    out = Path(args.out) if args.out else first_file.with_name(_stem(first) + suffix)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -97,11 +112,13 @@ def hard_level_events(path: str, events, data, args: argparse.Namespace):
 
     ``args.hard_level`` is ``total`` (normalised by σ(θ)) or ``fiducial`` (by σ_fid(θ) with the
     acceptance network of the model that ``path`` was integrated with); ``args.sigma_points``
-    sets the VEGAS points of that normalisation.
+    sets the VEGAS points of that normalisation. ``path`` may be a join ``A.h5,B.h5`` (of one
+    model, which loading checked).
     """
     import torch
 
     from memzoo.inference.hard_level import hard_level_likelihood
+    from memzoo.inference.io import results_parts
     from memzoo.inference.scan import EventLikelihoods
     from memzoo.results import read_results
 
@@ -110,7 +127,8 @@ def hard_level_events(path: str, events, data, args: argparse.Namespace):
     process = data.build_process()
     acceptance = None
     if args.hard_level == "fiducial":
-        acceptance = model_acceptance(read_results(path).settings, path)
+        first = results_parts(path)[0]
+        acceptance = model_acceptance(read_results(first).settings, str(first))
     options = {}
     if args.sigma_points:
         options = {"sigma_fid_points" if acceptance is not None else "n_points": args.sigma_points}
@@ -141,7 +159,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             first_events, data = events, info
         elif events.names != first_events.names:
             raise ValueError(f"{path} has parameters {events.names} but {args.results[0]} has {first_events.names}.")
-        scans[labels[k] if labels else Path(path).stem] = events.combine()
+        scans[labels[k] if labels else _stem(path)] = events.combine()
     if args.hard_level != "off":
         scans["hard level"] = hard_level_events(args.results[0], first_events, data, args).combine()
     names = args.parameter or first_events.names
@@ -375,7 +393,11 @@ def _hard_level_options(p: argparse.ArgumentParser, what: str) -> None:
 def add_inference_commands(sub: argparse._SubParsersAction) -> None:
     """Register ``scan``, ``calibrate`` and ``discriminant`` on the ``memzoo`` subparsers."""
     p = sub.add_parser("scan", help="combined -2ΔlogL(θ) of results files: best fit, 68%% interval, plots")
-    p.add_argument("results", nargs="+", help="results HDF5 file(s) of memzoo integrate (one curve each)")
+    p.add_argument(
+        "results",
+        nargs="+",
+        help="results HDF5 file(s) of memzoo integrate (one curve each; A.h5,B.h5 joins files into one event set)",
+    )
     p.add_argument("--label", action="append", help="curve label per results file (default: file name)")
     p.add_argument("--parameter", action="append", help="parameter(s) to fit (default: all; others profiled)")
     p.add_argument("--events", type=int, help="use only the first N events")
@@ -385,11 +407,15 @@ def add_inference_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("calibrate", help="fits of disjoint event sets: θ̂ vs truth and pulls")
-    p.add_argument("results", nargs="+", help="results file(s), each with events of one true θ")
+    p.add_argument(
+        "results",
+        nargs="+",
+        help="results file(s), each with events of one true θ (A.h5,B.h5 joins files into one event set)",
+    )
     p.add_argument("--set-size", type=int, default=100, help="events per set")
     p.add_argument("--parameter", help="parameter to calibrate (default: the only one; others profiled)")
     p.add_argument("--truth", action="append", metavar="NAME=VALUE", help="true value, one per file in order")
-    p.add_argument("--events", type=int, help="use only the first N events of each file")
+    p.add_argument("--events", type=int, help="use only the first N events of each file (or join)")
     _hard_level_options(p, "also calibrate the hard-level likelihood of the same events and sets, the reference")
     p.add_argument(
         "--mirror",

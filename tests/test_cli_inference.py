@@ -118,6 +118,79 @@ def test_calibrate_hard_level_of_the_same_sets(dy_results, capsys, tmp_path):
     assert (tmp_path / "calibration_hard_level.png").stat().st_size > 10_000
 
 
+def split_results(path, cut, out_a, out_b, settings_b=None):
+    """The events of a results file before and after ``cut``, written as two files."""
+    from memzoo.results import read_results
+
+    res = read_results(path)
+    paths = []
+    for out, rows, settings in ((out_a, slice(0, cut), None), (out_b, slice(cut, None), settings_b)):
+        reps = None if res.logp_replicas is None else res.logp_replicas[rows]
+        paths.append(write_results(out, res.theta, res.logp[rows], settings or res.settings, reps, res.event[rows]))
+    return paths
+
+
+def test_joined_files_are_one_event_set(dy_results, capsys, tmp_path):
+    """``A.h5,B.h5`` gives the numbers of the one file holding both halves: scan, hard level, calibration."""
+    a, b = split_results(dy_results["path"], 47, tmp_path / "first.h5", tmp_path / "second.h5")
+    common = ["--hard-level", "total", "--sigma-points", 4000, "--json"]
+    summaries = []
+    for spec in (dy_results["path"], f"{a},{b}"):
+        code, out, err = run(capsys, "scan", spec, "--out", tmp_path / "scan", *common)
+        assert code == 0, err
+        summaries.append(json.loads(out))
+    whole, joined = summaries
+    assert joined["n_events"] == whole["n_events"] == dy_results["n"]
+    assert joined["truth"] == whole["truth"] == {"sin2theta_eff": 0.2315}
+    for label in ("hard level",):
+        np.testing.assert_allclose(
+            joined["curves"]["sin2theta_eff"][label]["delta_nll"],
+            whole["curves"]["sin2theta_eff"][label]["delta_nll"],
+            rtol=1e-12,
+            atol=1e-9,
+        )
+    mine = joined["curves"]["sin2theta_eff"]["first+second"]
+    np.testing.assert_allclose(mine["delta_nll"], whole["curves"]["sin2theta_eff"]["dy_mem"]["delta_nll"], atol=1e-9)
+    assert mine["band"] == pytest.approx(whole["curves"]["sin2theta_eff"]["dy_mem"]["band"], abs=1e-9)
+    # calibration: the sets run across the boundary of the files (47 is not a multiple of 20)
+    cal = []
+    for spec in (dy_results["path"], f"{a},{b}"):
+        code, out, err = run(capsys, "calibrate", spec, "--set-size", 20, "--events", 80, "--out", tmp_path, "--json")
+        assert code == 0, err
+        cal.append(json.loads(out)["groups"][0])
+    assert cal[0]["n_sets"] == cal[1]["n_sets"] == 4
+    assert [e["value"] for e in cal[1]["sets"]] == pytest.approx([e["value"] for e in cal[0]["sets"]], abs=1e-12)
+
+
+def test_joins_only_one_likelihood(dy_results, capsys, tmp_path):
+    """A join of other models, options, grids or the same events twice is refused, saying why."""
+    from memzoo.inference.io import same_likelihood
+    from memzoo.results import read_results
+
+    settings = read_results(dy_results["path"]).settings
+    for change, what in (
+        ({"model": "card:other.toml"}, "different likelihoods (model"),
+        ({"options": {"n_points": 500}}, "option n_points"),
+    ):
+        a, b = split_results(dy_results["path"], 40, tmp_path / "a.h5", tmp_path / "b.h5", {**settings, **change})
+        code, _, err = run(capsys, "scan", f"{a},{b}")
+        assert code == 2 and what in err and "b.h5" in err, err
+        for p in (a, b):
+            Path(p).unlink()
+    code, _, err = run(capsys, "scan", f"{dy_results['path']},{dy_results['path']}")
+    assert code == 2 and "both hold row" in err and "twice" in err
+    used = set(read_results(dy_results["path"]).event.tolist())
+    unused = torch.tensor([row for row in range(300) if row not in used][:3])
+    other = write_results(tmp_path / "grid.h5", [0.2, 0.25], torch.zeros(3, 2), settings, event=unused)
+    code, _, err = run(capsys, "scan", f"{dy_results['path']},{other}")
+    assert code == 2 and "different θ grids" in err
+    # a registry alias pinned to a version in one file and not in the other is the same model
+    # (the request agrees, one version is unknown); two different pins are not
+    alias = "uri:models:/thj@champion"
+    assert same_likelihood({"model": alias}, {"model": f"{alias} = models:/thj/1"}) == []
+    assert same_likelihood({"model": f"{alias} = models:/thj/2"}, {"model": f"{alias} = models:/thj/1"})
+
+
 def gaussian_results(path, mu_true, n, grid, seed, names_in_data=False):
     """Toy results without a readable dataset: x ~ N(μ_true, 1), log N(x|μ, 1) on a grid."""
     x = mu_true + torch.randn(n, 1, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
