@@ -35,6 +35,10 @@ __all__ = ["add_inference_commands", "cmd_calibrate", "cmd_discriminant", "cmd_s
 # ---------------------------------------------------------------------------------------
 
 
+COARSE_GRID_MISS = 1.0
+"""A polynomial fit that misses its grid points by more than this (in −2Δlog L) is warned about."""
+
+
 def _values(items: Sequence[str] | None, what: str) -> list[tuple[str, float]]:
     """``NAME=VALUE`` strings (numbers) in order."""
     out = []
@@ -169,7 +173,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         truth = {n: float(t[0, j]) for j, n in enumerate(first_events.names) if np.ptp(t[:, j]) == 0}
     out = _out_dir(args, args.results[0], "_scan")
     summary: dict[str, Any] = {"results": args.results, "n_events": len(first_events), "truth": truth}
-    summary.update(parameters={}, curves={}, plots=[], hard_level=args.hard_level)
+    summary.update(parameters={}, curves={}, plots=[], hard_level=args.hard_level, warnings=[])
     rows = []
     for name in names:
         info = first_events.parameters[first_events.names.index(name)] if name in first_events.names else None
@@ -188,7 +192,16 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 "band": None if band is None else band.tolist(),
                 "band_from": kind,
                 "profiled": len(scan.parameters) > 1,
+                # the smooth curve of the fit (θ unwrapped around θ̂ for a periodic parameter)
+                "fit": {"theta": est.curve[0].tolist(), "delta_nll": est.curve[1].tolist()},
             }
+            if est.fit_residual > COARSE_GRID_MISS:
+                summary["warnings"].append(
+                    f"{label}, {name}: the polynomial misses grid points it was fitted to by up to "
+                    f"{est.fit_residual:.3g} units of -2ΔlogL; the grid is coarse for this curve (the fit "
+                    f"spans points far up its walls). A single-pass scan is smooth: --method spline "
+                    f"interpolates every grid point; or integrate on a finer grid."
+                )
             spread = "" if est.value_std is None else f"{est.value_std:.3g}"
             closed = "" if est.closed else "open"
             rows.append([label, name, f"{est.value:.5g}", f"{est.err_low:.3g}", f"{est.err_high:.3g}", spread, closed])
@@ -198,6 +211,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         summary["plots"].append(str(plot))
     summary["summary_file"] = str(_write_summary(out, "scan.json", summary))
     text = table(rows, ["curve", "parameter", "best", "-err", "+err", "replica std", ""])
+    text += "".join(f"\n\nwarning: {w}" for w in summary["warnings"])
     text += f"\n\nplots and summary in {out}"
     return _finish(args, summary, text)
 

@@ -293,6 +293,23 @@ def test_discriminant_hypotheses_and_models(capsys, tmp_path):
     assert json.loads(out)["auc"] == s["auc"]
 
 
+def test_scan_warns_of_a_grid_coarse_for_the_curve(capsys, tmp_path):
+    """A minimum narrower than the grid step: the polynomial misses its points and the scan says so."""
+    grid = np.arange(-180.0, 180.0, 10.0)
+    logp = -200 * np.log(np.cosh((grid - 47) / 2))[None, :]  # −2Δlog L quadratic only within ±1°
+    path = write_results(tmp_path / "narrow.h5", grid, torch.as_tensor(logp), {"model": "toy"})
+    code, out, err = run(capsys, "scan", path, "--names", "x", "--out", tmp_path / "poly")
+    assert code == 0, err
+    assert "warning: narrow, x: the polynomial misses grid points" in out and "--method spline" in out
+    summary = json.loads((tmp_path / "poly" / "scan.json").read_text())
+    assert summary["warnings"] and summary["parameters"]["x"]["narrow"]["fit_residual"] > 100
+    fit = summary["curves"]["x"]["narrow"]["fit"]
+    assert len(fit["theta"]) == len(fit["delta_nll"]) > 100
+    code, out, err = run(capsys, "scan", path, "--names", "x", "--method", "spline", "--out", tmp_path / "spline")
+    assert code == 0 and "warning" not in out, out + err
+    assert json.loads((tmp_path / "spline" / "scan.json").read_text())["warnings"] == []
+
+
 def test_errors_name_the_file(capsys, tmp_path):
     other = tmp_path / "other.h5"
     with h5py.File(other, "w") as f:

@@ -102,6 +102,31 @@ def test_poly_averages_noise_and_spline_interpolates():
     assert e.value == pytest.approx(0.2, abs=0.05) and e.err_high == pytest.approx(0.4, abs=0.08)
 
 
+def test_fit_residual_flags_a_grid_coarse_for_the_curve():
+    """A curve quadratic only within ±1° of its minimum, on a 10° grid: the quartic cannot follow it."""
+    coarse, fine = np.arange(-180.0, 180.0, 10.0), np.arange(-180.0, 180.0, 0.5)
+    walls = lambda x: 400 * np.log(np.cosh((x - 47) / 2))  # σ = 2/√200 = 0.141
+    bad, good = fit_curve(coarse, walls(coarse)), fit_curve(fine, walls(fine))
+    assert bad.fit_residual > 100 and good.fit_residual < 0.1
+    assert good.value == pytest.approx(47, abs=1e-3) and good.err_low == pytest.approx(0.1414, abs=2e-3)
+    # an exact parabola on the coarse grid is followed exactly: no residual, exact interval
+    exact = fit_curve(coarse, ((coarse - 47) / 0.6) ** 2)
+    assert exact.fit_residual < 1e-6 and exact.err_high == pytest.approx(0.6, rel=1e-6)
+    assert fit_curve(coarse, walls(coarse), method="spline").fit_residual == 0.0
+
+
+@pytest.mark.parametrize("method", ["poly", "spline"])
+def test_fit_curve_samples_pass_through_the_estimate(method):
+    x = np.linspace(-2, 2, 21)
+    e = fit_curve(x, gauss(x, 0.23, 0.4), method=method)
+    cx, cy = e.curve
+    assert cx.min() >= -2 and cx.max() <= 2 and np.all(np.diff(cx) > 0)
+    assert cx[np.argmin(cy)] == pytest.approx(e.value, abs=0.01) and cy.min() == pytest.approx(e.nll_min, abs=1e-3)
+    # the Δ = 1 crossings lie on the sampled curve
+    np.testing.assert_allclose(np.interp(list(e.interval), cx, cy), e.nll_min + 1, atol=2e-3)
+    assert "curve" not in e.as_dict() and "fit_residual" in e.as_dict()
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="Must be one of"):
         fit_curve([0, 1, 2], [1, 0, 1], method="cubic")
@@ -181,4 +206,8 @@ def test_profile_needs_product_grid():
 
 def test_wrap():
     assert wrap(180.0, 360.0, -180.0) == -180.0
+    # just below the low end: np.mod rounds up to the period, which would give 180 (hypothesis found μ = −180)
+    below = float(np.nextafter(-180.0, -200.0))
+    assert wrap(below, 360.0, -180.0) == -180.0
+    assert np.all(wrap(np.array([below, -1e-300, 179.99]), 360.0, -180.0) < 180.0)
     np.testing.assert_allclose(ALPHA.delta([170.0, -170.0], [-170.0, 170.0]), [-20.0, 20.0])

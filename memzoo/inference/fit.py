@@ -25,7 +25,7 @@ that side and the error is the distance to the grid edge (a lower limit, flagged
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from numpy.polynomial import Polynomial
@@ -54,6 +54,13 @@ class Estimate:
         method: ``"poly"`` or ``"spline"``.
         value_std: standard deviation of θ̂ over the integration replicas (``None`` without).
         n_replicas: number of replicas that entered ``value_std``.
+        fit_residual: the largest |fit − grid value| of ``"poly"`` over the points it was fitted
+            to (0 for ``"spline"``, which interpolates). Above ~1 the polynomial cannot follow
+            the curve there — a grid coarse for the curve's width — and the interval, set by
+            Δ = 1, is not to be trusted.
+        curve: ``(x, −2Δlog L)`` samples of the smooth curve over the range it was trusted on
+            (x unwrapped around θ̂ for a periodic parameter, −2Δlog L relative to the best grid
+            point like the scan's), for plots; not part of :meth:`as_dict`.
     """
 
     name: str
@@ -66,6 +73,8 @@ class Estimate:
     method: str
     value_std: float | None = None
     n_replicas: int = 0
+    fit_residual: float = 0.0
+    curve: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def interval(self) -> tuple[float, float]:
@@ -82,7 +91,7 @@ class Estimate:
         return self.err_high if d > 0 else self.err_low
 
     def as_dict(self) -> dict:
-        out = asdict(self)
+        out = {k: v for k, v in asdict(self).items() if k != "curve"}
         out["interval"] = list(self.interval)
         return out
 
@@ -142,6 +151,12 @@ def _smoother(x, y, closed, period, method, degree, window):
         return CubicSpline(x, y), (x[0], x[-1])
     sl, deg = _poly_window(x, y, window, degree)
     return Polynomial.fit(x[sl], y[sl], deg), (x[sl][0], x[sl][-1])
+
+
+def _residual(curve, x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float:
+    """Largest |curve − y| over the grid points the curve was fitted to (0 for an interpolation)."""
+    inside = (x >= lo) & (x <= hi)
+    return float(np.abs(curve(x[inside]) - y[inside]).max()) if inside.any() else 0.0
 
 
 def _roots(curve, level: float, lo: float, hi: float) -> np.ndarray:
@@ -228,6 +243,7 @@ def fit_curve(
         )
     x, y, closed = _unwrap(x[ok], y[ok] - y[ok].min(), info)
     curve, (lo, hi) = _smoother(x, y, closed, info.period, method, degree, window)
+    residual = _residual(curve, x, y, lo, hi) if method == "poly" else 0.0
     best = _minimum(curve, lo, hi)
     y_min = float(curve(best))
     errors, closed_sides = [], []
@@ -253,7 +269,16 @@ def fit_curve(
         closed_high=closed_sides[1],
         nll_min=y_min,
         method=method,
+        fit_residual=residual,
+        curve=_samples(curve, lo, hi, best, errors),
     )
+
+
+def _samples(curve, lo: float, hi: float, best: float, errors: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The smooth curve on [lo, hi], densest within ±4σ of the minimum (where plots zoom in)."""
+    near = np.linspace(max(lo, best - 4 * errors[0]), min(hi, best + 4 * errors[1]), 161)
+    x = np.unique(np.concatenate([np.linspace(lo, hi, 161), near]))
+    return x, np.asarray(curve(x), dtype=np.float64)
 
 
 def fit_scan(scan: Scan, name: str | None = None, **options) -> Estimate:

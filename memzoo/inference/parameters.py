@@ -51,6 +51,8 @@ class ParameterInfo:
 def wrap(value, period: float, low: float):
     """Map values into ``[low, low + period)`` (numpy arrays or floats)."""
     out = np.mod(np.asarray(value, dtype=np.float64) - low, period) + low
+    # np.mod of a tiny negative number rounds up to the period itself (−1e-14 mod 360 = 360.0)
+    out = np.where(out >= low + period, low, out)
     return float(out) if np.ndim(out) == 0 else out
 
 

@@ -80,10 +80,16 @@ def plot_scan(
                     xs = info.wrap(x)
                 order = np.argsort(xs)
                 xs, ys = xs[order], y[order]
-                ax.plot(xs, ys, "o-", ms=4, lw=1.5, color=colour, label=label)
-                if band is not None:
-                    b = band[order]
-                    ax.fill_between(xs, ys - b, ys + b, color=colour, alpha=0.25, lw=0)
+                smooth = zoom and est is not None and est.curve is not None
+                if smooth:  # the zoom is relative to each fit's minimum, where Δ = 1 gives its interval
+                    ys = ys - est.nll_min
+                if smooth:  # grid points with their band as error bars; the fitted curve is the line
+                    ax.errorbar(xs, ys, yerr=None if band is None else band[order], fmt="o", ms=5, color=colour)
+                else:
+                    ax.plot(xs, ys, "o-", ms=4, lw=1.5, color=colour, label=label)
+                    if band is not None:
+                        b = band[order]
+                        ax.fill_between(xs, ys - b, ys + b, color=colour, alpha=0.25, lw=0)
                 if est is not None:
                     lo, hi = est.interval
                     if zoom and first is not None and info.period is not None:
@@ -100,6 +106,11 @@ def plot_scan(
                         ax.axvspan(a, b, color=colour, alpha=0.12, lw=0)
                     centre = est.value if not zoom or info.period is None else est.value + shift
                     ax.axvline(centre, color=colour, ls="--", lw=1.2)
+                    if zoom and est.curve is not None:  # the fitted smooth curve the interval comes from
+                        cx, cy = est.curve
+                        if info.period is not None and first is not None:
+                            cx = first.value + info.delta(cx, first.value)
+                        ax.plot(cx, cy - est.nll_min, "-", lw=2.2, color=colour, alpha=0.8)
             ax.axhline(1.0, color="black", ls=":", lw=1.2)
             if truth is not None:
                 t = truth if not zoom or first is None else first.value + float(info.delta(truth, first.value))
@@ -109,15 +120,25 @@ def plot_scan(
             ax.set_ylabel(r"$-2\,\Delta\log L$")
             finite = np.concatenate([c[1][np.isfinite(c[1])] for c in curves.values()])
             if zoom and first is not None:
-                lo, hi = first.interval
                 x0 = first.value if info.period is None else 0.0  # unwrapped around the estimate
                 xs_all = np.concatenate([x0 + info.delta(c[0], x0) for c in curves.values()])
                 step = np.diff(np.unique(xs_all)).min() if len(np.unique(xs_all)) > 1 else 1.0
-                left = max(lo - 2.5 * max(first.err_low, 2 * step), xs_all.min() - step / 2)
-                right = min(hi + 2.5 * max(first.err_high, 2 * step), xs_all.max() + step / 2)
+                # every estimate and the truth, with 3σ beyond them; the grid's neighbouring points
+                # only where no fitted curve is drawn (a narrow curve on a coarse grid would be a spike)
+                centres = [first.value + float(info.delta(e.value, first.value)) for e in estimates.values()]
+                if truth is not None:
+                    centres.append(first.value + float(info.delta(truth, first.value)))
+                width = max(max(e.err_low, e.err_high) for e in estimates.values())
+                if any(e.curve is None for e in estimates.values()):
+                    width = max(width, 2 * step)
+                left = max(min(centres) - 3 * width, xs_all.min() - step / 2)
+                right = min(max(centres) + 3 * width, xs_all.max() + step / 2)
                 ax.set_xlim(left, right)
                 ax.set_ylim(-0.3, 9)
-                ax.set_title(f"around the minimum of {next(iter(estimates))} (fit: {first.method})", fontsize=18)
+                title = f"around the minimum of {next(iter(estimates))} (fit: {first.method})"
+                if first.curve is not None:
+                    title = f"fits ({first.method}) around the minimum, each from 0"
+                ax.set_title(title, fontsize=18)
             else:
                 ax.set_ylim(-0.02 * finite.max(), 1.05 * finite.max())
                 ax.set_title(title, fontsize=18)
