@@ -16,13 +16,14 @@ interruption and only missing work is done:
 2. ``memzoo integrate`` of those events with the bundle on an α grid of 10° steps (the
    factorised single pass serves every grid point);
    With ``--batch-sets K`` the sample of each α is made in batches of K sets: batch k has its own
-   dataset (seed + 100·k) and results file, and steps 3 joins them (``A.h5,B.h5``). A study can
-   so grow by more sets without touching the files it has: a grown dataset is another file to
-   ``memzoo integrate``, which would start again.
-3. ``memzoo scan`` of the first 400 and of all events of each α against the hard-level
-   likelihood, and ``memzoo calibrate --hard-level fiducial`` over disjoint sets of ``set_size``
+   dataset (seed + 100·k) and results file, and step 3 joins them (``A.h5,B.h5``). A study can
+   so grow by more sets without touching the files it has (``memzoo integrate`` refuses to
+   resume on a dataset grown in place: its checksum changed).
+3. ``memzoo scan`` (``--fit``, default spline) of the first 400 and of all events of each α
+   against the hard-level likelihood, and ``memzoo calibrate --hard-level fiducial`` over disjoint sets of ``set_size``
    events: pulls of α̂ with mean and width, for the learned MEM and for the hard-level
-   likelihood of the same sets (the reference a perfect detector would give);
+   likelihood of the same sets (the reference a perfect detector would give); and the figure
+   ``thj_scans.png`` of all scans (one column per α, rows 400 and all events);
 4. optionally (``--convergence-events N``) the first N events of each α again with 4× the
    points: an under-trained sampler leaves the importance-sampling estimate of log p biased
    low, and by different amounts at different α, which the scans of the two files show.
@@ -105,6 +106,13 @@ def main(argv: list[str] | None = None) -> None:
         help="sets per batch: each batch its own dataset (seed + 100·k) and results file, joined for the "
         "scans and the calibration (0: one batch)",
     )
+    parser.add_argument(
+        "--fit",
+        choices=["poly", "spline"],
+        default="spline",
+        help="smoother of the scans and the calibration (spline: the single-pass curves on a 10° grid, "
+        "which is coarse for large samples; see docs/inference.md)",
+    )
     parser.add_argument("--points", type=int, default=2000, help="integrand points per event and iteration")
     parser.add_argument("--min-iterations", type=int, default=2)
     parser.add_argument("--max-iterations", type=int, default=6)
@@ -144,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
         joined = ",".join(parts)
         for events in (400, needed):
             scan = [*memzoo, "scan", joined, "--events", str(events), "--hard-level", "fiducial"]
-            run([*scan, "--out", str(args.out / f"scan-{tag}-{events}")])
+            run([*scan, "--method", args.fit, "--out", str(args.out / f"scan-{tag}-{events}")])
         if args.convergence_events:
             check = args.out / f"mem-{tag}-x4.h5"
             n = args.convergence_events
@@ -162,8 +170,21 @@ def main(argv: list[str] | None = None) -> None:
         "--hard-level",
         "fiducial",
         "--mirror",
+        "--method",
+        args.fit,
     ]
     run([*calibrate, "--out", str(args.out / "calibration")])
+    print("figure:", figure(args.out, [float(a) for a in args.alphas.split(",")], [400, needed]))
+
+
+def figure(out: Path, alphas: list[float], sizes: list[int]) -> Path:
+    """The thesis-style figure (Figs. 6.7, 6.14) from the scans: one column per α, one row per size."""
+    import json
+
+    from memzoo.inference.plots import plot_scan_panels
+
+    rows = [[json.loads((out / f"scan-alpha{a:g}-{n}" / "scan.json").read_text()) for a in alphas] for n in sizes]
+    return plot_scan_panels(rows, out / "thj_scans.png", "alpha", period=360.0, unit="deg")
 
 
 if __name__ == "__main__":

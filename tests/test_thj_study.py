@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -17,6 +19,7 @@ def plan(monkeypatch, tmp_path, *argv):
     monkeypatch.setattr(study, "run", lambda command: commands.append(command[3:]))  # drop python -m memzoo.cli
     monkeypatch.setattr(study, "accepted_fraction", lambda path: 0.05)
     monkeypatch.setattr(study, "n_rows", lambda path: 0)
+    monkeypatch.setattr(study, "figure", lambda out, alphas, sizes: out / "thj_scans.png")
     study.main(["--out", str(tmp_path), "--alphas", "0,90", "--chunk", "1000", *map(str, argv)])
     return commands
 
@@ -49,3 +52,28 @@ def test_one_batch_by_default(monkeypatch, tmp_path):
     assert [Path(option(c, "--out")).name for c in ints] == ["mem-alpha0.h5", "mem-alpha90.h5"]
     assert [option(c, "--events") for c in ints] == ["300", "300"]
     assert commands[-1][1:3] == [str(tmp_path / "mem-alpha0.h5"), str(tmp_path / "mem-alpha90.h5")]
+
+
+def test_figure_of_the_scans(tmp_path):
+    """The thesis-style panel figure from real ``memzoo scan`` summaries (toy von Mises likelihoods)."""
+    from memzoo.cli import main
+    from memzoo.protocols import Likelihood
+    from memzoo.results import ResultsWriter
+
+    grid = torch.arange(-180.0, 180.0, 10.0, dtype=torch.float64)[:, None]
+    for alpha in (0, 90):
+        for n in (400, 2000):
+            # n events each contributing κ cos(α − α_true), κ = 0.02: σ ≈ 1/√(nκ) rad
+            logp = 0.02 * torch.cos(torch.deg2rad(grid[:, 0] - alpha - 3)).repeat(n, 1)
+            path = tmp_path / f"toy{alpha}-{n}.h5"
+            with ResultsWriter(path, grid, {"model": "toy"}) as writer:
+                writer.append(torch.arange(n), Likelihood(logp, torch.zeros_like(logp), grid, {}))
+            out = tmp_path / f"scan-alpha{alpha}-{n}"
+            argv = ["scan", str(path), "--names", "alpha", "--period", "alpha=360", "--truth", f"alpha={alpha}"]
+            assert main([*argv, "--method", "spline", "--out", str(out)]) == 0
+    png = study.figure(tmp_path, [0.0, 90.0], [400, 2000])
+    assert png.stat().st_size > 30_000
+    import matplotlib.image
+
+    height, width = matplotlib.image.imread(png).shape[:2]
+    assert width > height  # two columns of α, two rows of sizes, laid out wider than tall

@@ -16,7 +16,7 @@ from memzoo.inference.fit import Estimate
 from memzoo.inference.parameters import ParameterInfo
 from memzoo.plots import pyplot, save_figure
 
-__all__ = ["plot_calibration", "plot_discriminant", "plot_scan"]
+__all__ = ["plot_calibration", "plot_discriminant", "plot_scan", "plot_scan_panels"]
 
 COLOURS = ["#3f90da", "#ffa90e", "#bd1f01", "#94a4a2", "#832db6", "#a96b59", "#e76300", "#b9ac70"]
 
@@ -268,4 +268,79 @@ def plot_discriminant(
         axr.set_xlim(0, 1)
         axr.set_ylim(0, 1.02)
         axr.legend(fontsize=15, loc="lower right")
+        return save_figure(fig, path)
+
+
+def plot_scan_panels(
+    rows: list[list[dict]],
+    path: Path,
+    parameter: str,
+    *,
+    period: float | None = None,
+    unit: str = "",
+    row_titles: list[str] | None = None,
+    level: float = 9.0,
+) -> Path:
+    """A grid of fitted −2Δlog L curves around their minima from ``memzoo scan`` summaries.
+
+    The thesis' figure set (Heimel 2024, Figs. 6.7 and 6.14): one column per true value, one row
+    per sample size; each panel shows every curve of its summary (e.g. the learned MEM and the
+    hard level) as its fitted curve drawn from its own minimum, with the grid points, the 68 %
+    intervals and the truth.
+
+    Args:
+        rows: ``rows[i][j]`` the parsed ``scan.json`` of panel (i, j).
+        path: the PNG file.
+        parameter: the fitted parameter shown.
+        period: its period, if periodic: each fitted curve is drawn around its own estimate;
+            estimates, grid points and truth keep their values in the parameter's range, so a
+            panel whose curves found minima at θ and −θ spans both.
+        unit: its unit, for the axis label.
+        row_titles: a title prefix per row (default: the summaries' event counts).
+        level: the height of the panels in −2Δlog L.
+    """
+    plt = pyplot()
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+
+    def near(values, centre: float) -> np.ndarray:
+        values = np.asarray(values, dtype=float)
+        return values if period is None else centre + np.mod(values - centre + period / 2, period) - period / 2
+
+    with _style():
+        fig, axes = plt.subplots(n_rows, n_cols, figsize=(6.5 * n_cols, 5.2 * n_rows), squeeze=False)
+        for i, row in enumerate(rows):
+            for j, summary in enumerate(row):
+                ax = axes[i][j]
+                curves, estimates = summary["curves"][parameter], summary["parameters"][parameter]
+                truth = summary.get("truth", {}).get(parameter)
+                shown, widths = [], []
+                labels = sorted(curves, key=lambda name: name == "hard level")  # the reference last
+                for k, label in enumerate(labels):
+                    curve, colour, est = curves[label], COLOURS[k % len(COLOURS)], estimates[label]
+                    value, fit = est["value"], curve.get("fit")
+                    if fit is not None:  # the curve lies around its own estimate (unwrapped there)
+                        fx = near(fit["theta"], value)
+                        ax.plot(fx, np.asarray(fit["delta_nll"]) - est["nll_min"], color=colour, lw=2.2, label=label)
+                    y = np.asarray(curve["delta_nll"], dtype=float) - est["nll_min"]
+                    ax.plot(curve["theta"], y, "o", ms=5, color=colour, label=None if fit else label)
+                    ax.axvspan(value - est["err_low"], value + est["err_high"], color=colour, alpha=0.12, lw=0)
+                    shown.append(value)
+                    widths.append(max(est["err_low"], est["err_high"]))
+                if truth is not None:
+                    ax.axvline(truth, color="black", lw=1.5, label="true value")
+                    shown.append(truth)
+                width = max(widths) if widths else 1.0
+                ax.set_xlim(min(shown) - 4 * width, max(shown) + 4 * width)
+                ax.set_ylim(-0.3, level)
+                ax.axhline(1.0, color="black", ls=":", lw=1.2)
+                text = "\n".join(
+                    rf"{label}: ${e['value']:.3g}^{{+{e['err_high']:.2g}}}_{{-{e['err_low']:.2g}}}$"
+                    for label, e in ((name, estimates[name]) for name in labels)
+                )
+                ax.text(0.03, 0.97, text, transform=ax.transAxes, va="top", fontsize=12)
+                prefix = row_titles[i] if row_titles else f"{summary['n_events']} events"
+                ax.set_title(prefix if truth is None else f"{prefix}, true value {truth:g}", fontsize=15)
+                ax.set_xlabel(TEX.get(parameter, parameter) + (f" [{unit}]" if unit else ""))
+                ax.set_ylabel(r"$-2\,\Delta\log L$")
+        axes[0][0].legend(fontsize=12, loc="center right")
         return save_figure(fig, path)
