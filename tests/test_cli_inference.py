@@ -179,6 +179,13 @@ def test_joins_only_one_likelihood(dy_results, capsys, tmp_path):
             Path(p).unlink()
     code, _, err = run(capsys, "scan", f"{dy_results['path']},{dy_results['path']}")
     assert code == 2 and "both hold row" in err and "twice" in err
+    # the same rows of a dataset grown in place since (another checksum, the same file)
+    res = read_results(dy_results["path"])
+    grown = write_results(
+        tmp_path / "grown.h5", res.theta, res.logp[:5], {**settings, "data_sha256": "0" * 16}, None, res.event[:5]
+    )
+    code, _, err = run(capsys, "scan", f"{dy_results['path']},{grown}")
+    assert code == 2 and f"both hold row {int(res.event[0])}" in err
     used = set(read_results(dy_results["path"]).event.tolist())
     unused = torch.tensor([row for row in range(300) if row not in used][:3])
     other = write_results(tmp_path / "grid.h5", [0.2, 0.25], torch.zeros(3, 2), settings, event=unused)

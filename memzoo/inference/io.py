@@ -171,7 +171,7 @@ def load_event_likelihoods(
 def _join(loaded: list, parts: list[Path]) -> tuple[EventLikelihoods, DatasetInfo | None]:
     """One event set of the results files ``loaded`` ((path, events, data, settings) each)."""
     first_path, first, first_data, first_settings = loaded[0]
-    seen: dict[tuple[str, int], Path] = {}
+    seen: dict[tuple[str, str, int], Path] = {}
     for path, events, data, settings in loaded:
         differ = same_likelihood(first_settings, settings)
         if differ:
@@ -184,14 +184,18 @@ def _join(loaded: list, parts: list[Path]) -> tuple[EventLikelihoods, DatasetInf
         if (data is None) != (first_data is None):
             missing = path if data is None else first_path
             raise ValueError(f"The dataset of {missing} is not readable but those of the other joined files are.")
-        digest = settings.get("data_sha256") or str(settings.get("data"))
+        # the same dataset by content or by file (one grown in place keeps its first rows)
+        names = [("sha256", str(settings.get("data_sha256")))] if settings.get("data_sha256") else []
+        names += [("file", str(Path(settings["data"]).resolve()))] if settings.get("data") else []
         for row in events.event.tolist():
-            if (digest, int(row)) in seen:
-                raise ValueError(
-                    f"{path} and {seen[digest, int(row)]} both hold row {int(row)} of {settings.get('data')}; "
-                    f"a join must not count an event twice."
-                )
-            seen[digest, int(row)] = path
+            for kind, name in names:
+                if (kind, name, int(row)) in seen:
+                    raise ValueError(
+                        f"{path} and {seen[kind, name, int(row)]} both hold row {int(row)} of "
+                        f"{settings.get('data')}; a join must not count an event twice."
+                    )
+            for kind, name in names:
+                seen[kind, name, int(row)] = path
     cat = lambda xs: None if any(x is None for x in xs) else torch.cat(xs)
     replicas = [ev.replicas for _, ev, _, _ in loaded]
     if any(r is not None for r in replicas) and len({None if r is None else r.shape[-1] for r in replicas}) > 1:
