@@ -127,6 +127,18 @@ def test_fit_curve_samples_pass_through_the_estimate(method):
     assert "curve" not in e.as_dict() and "fit_residual" in e.as_dict()
 
 
+def test_periodic_spline_minimum_away_from_the_best_grid_point():
+    """Two nearly equal minima (a sign ambiguity, as α = ±90° in tHj): the spline's deeper one lies
+    between grid points, 2° beyond the turn the grid minimum starts; its interval must close."""
+    x = np.arange(-180.0, 180.0, 10.0)
+    d1, d2 = ALPHA.delta(x, 92.0), ALPHA.delta(x, -90.0)
+    y = -2 * np.log(np.exp(-(d1**2) / 32) + np.exp(-0.05) * np.exp(-(d2**2) / 32))  # σ = 4°
+    assert x[np.argmin(y)] == -90.0  # the grid prefers the other minimum
+    e = fit_curve(x, y, ALPHA, method="spline")
+    assert e.closed and abs(e.value - 92.0) < 2.0
+    assert 2 < e.err_low < 6 and 2 < e.err_high < 6
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="Must be one of"):
         fit_curve([0, 1, 2], [1, 0, 1], method="cubic")

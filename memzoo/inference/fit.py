@@ -96,15 +96,17 @@ class Estimate:
         return out
 
 
-def _unwrap(x: np.ndarray, y: np.ndarray, info: ParameterInfo | None) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Sorted, de-duplicated coordinates; periodic ones unwrapped around the best point.
+def _unwrap(
+    x: np.ndarray, y: np.ndarray, info: ParameterInfo | None, centre: float | None = None
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Sorted, de-duplicated coordinates; periodic ones unwrapped around ``centre`` (default the best point).
 
     Returns ``(x, y, closed)`` where ``closed`` says the grid covers the full turn evenly
     enough to join its ends (then a periodic spline is used).
     """
     period = info.period if info is not None else None
     if period is not None:
-        centre = x[np.argmin(y)]
+        centre = x[np.argmin(y)] if centre is None else centre
         x = centre + info.delta(x, centre)
     order = np.argsort(x, kind="stable")
     x, y = x[order], y[order]
@@ -245,6 +247,12 @@ def fit_curve(
     curve, (lo, hi) = _smoother(x, y, closed, info.period, method, degree, window)
     residual = _residual(curve, x, y, lo, hi) if method == "poly" else 0.0
     best = _minimum(curve, lo, hi)
+    if closed and method == "spline":
+        # the periodic spline may find its minimum away from the best grid point (two nearly equal
+        # minima, e.g. at ±α): the same spline, unwrapped around θ̂, sees half a turn on each side
+        x, y, closed = _unwrap(x, y, info, centre=best)
+        curve, (lo, hi) = _smoother(x, y, closed, info.period, method, degree, window)
+        best = _minimum(curve, lo, hi) if closed else best
     y_min = float(curve(best))
     errors, closed_sides = [], []
     for side in (-1, 1):
