@@ -110,7 +110,8 @@ def plot_scan(
                         cx, cy = est.curve
                         if info.period is not None and first is not None:
                             cx = first.value + info.delta(cx, first.value)
-                        ax.plot(cx, cy - est.nll_min, "-", lw=2.2, color=colour, alpha=0.8)
+                        order = np.argsort(cx)  # a full turn's samples wrap round: draw them in order
+                        ax.plot(cx[order], (cy - est.nll_min)[order], "-", lw=2.2, color=colour, alpha=0.8)
             ax.axhline(1.0, color="black", ls=":", lw=1.2)
             if truth is not None:
                 t = truth if not zoom or first is None else first.value + float(info.delta(truth, first.value))
@@ -319,8 +320,9 @@ def plot_scan_panels(
                     curve, colour, est = curves[label], COLOURS[k % len(COLOURS)], estimates[label]
                     value, fit = est["value"], curve.get("fit")
                     if fit is not None:  # the curve lies around its own estimate (unwrapped there)
-                        fx = near(fit["theta"], value)
-                        ax.plot(fx, np.asarray(fit["delta_nll"]) - est["nll_min"], color=colour, lw=2.2, label=label)
+                        fx, fy = near(fit["theta"], value), np.asarray(fit["delta_nll"]) - est["nll_min"]
+                        order = np.argsort(fx)  # a full turn's samples wrap round: draw them in order
+                        ax.plot(fx[order], fy[order], color=colour, lw=2.2, label=label)
                     y = np.asarray(curve["delta_nll"], dtype=float) - est["nll_min"]
                     ax.plot(curve["theta"], y, "o", ms=5, color=colour, label=None if fit else label)
                     ax.axvspan(value - est["err_low"], value + est["err_high"], color=colour, alpha=0.12, lw=0)
